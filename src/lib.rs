@@ -1,1 +1,16 @@
-//! towerhook
+//! towerhook: serves Cetmix Tower webhooks for Odoo, off Odoo's HTTP workers.
+
+pub mod cli;
+pub mod configuration;
+pub mod definitions;
+pub mod ip_rules;
+pub mod log_record;
+pub mod log_store;
+pub mod payload;
+pub mod pipeline;
+pub mod python;
+pub mod registry;
+pub mod request;
+pub mod routes;
+pub mod source;
+pub mod startup;

@@ -1,3 +1,7 @@
-fn main() {
-    println!("Hello, world!");
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    towerhook::cli::run(towerhook::cli::Cli::parse())
 }

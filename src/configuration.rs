@@ -1,0 +1,314 @@
+//! Settings: built-in defaults, then an optional TOML file, then `TOWERHOOK_*` variables.
+//!
+//! Every key is flat (`listen`, `odoo_url`, ...) so that its environment variable is simply
+//! `TOWERHOOK_` + the key in upper case. Values from the environment are strings; the
+//! `config` crate converts them to numbers and booleans where a field asks for one, and lists
+//! accept a comma-separated string.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+/// Environment variables with this prefix are settings.
+pub const ENV_PREFIX: &str = "TOWERHOOK_";
+/// Variables with the prefix that are not settings: the config file path and the test
+/// harness' own knobs.
+const ENV_NOT_SETTINGS: &[&str] = &["TOWERHOOK_CONFIG", "TOWERHOOK_TEST_"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A directory of Cetmix Tower YAML files.
+    Yaml,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// Records stay in the local SQLite store, pruned after `retention_days`.
+    Local,
+}
+
+/// SQLite `synchronous` level of the log store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// fsync on every (group) commit: survives power loss.
+    Full,
+    /// WAL without fsync per commit: survives a killed process, not a power cut.
+    Normal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server listens on.
+    pub listen: String,
+    /// actix-web worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Seconds a client may take to send its request body.
+    pub body_timeout_secs: u64,
+
+    /// Where webhook and authenticator definitions come from.
+    pub source: SourceKind,
+    /// Directory of YAML files for `source = "yaml"`.
+    pub yaml_dir: PathBuf,
+
+    /// Where call logs go.
+    pub log_sink: SinkKind,
+    /// Directory for the local SQLite store.
+    pub data_dir: PathBuf,
+    /// Local log records older than this many days are deleted.
+    pub retention_days: u32,
+    /// Request headers whose values are replaced before a log record is stored.
+    #[serde(deserialize_with = "string_or_list")]
+    pub redact_headers: Vec<String>,
+    /// SQLite durability of a committed log record.
+    pub log_store_sync: SyncMode,
+
+    /// Threads that run snippets (Python shares one GIL; more threads let snippets that
+    /// wait on I/O overlap).
+    pub python_threads: usize,
+    /// Calls waiting for a snippet thread before new ones are shed with 503.
+    pub python_queue: usize,
+    /// Directory holding the Python packages snippets may use.
+    pub python_packages_dir: PathBuf,
+    /// Wall-clock limit of one snippet, in seconds.
+    pub snippet_timeout_secs: f64,
+
+    /// Log output of the process itself.
+    pub log_format: LogFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            workers: 0,
+            max_body_bytes: 1024 * 1024,
+            body_timeout_secs: 30,
+            source: SourceKind::Yaml,
+            yaml_dir: repo.join("demo/webhooks"),
+            log_sink: SinkKind::Local,
+            data_dir: PathBuf::from("data"),
+            retention_days: 30,
+            redact_headers: [
+                "Authorization",
+                "Proxy-Authorization",
+                "Cookie",
+                "X-Api-Key",
+            ]
+            .map(String::from)
+            .to_vec(),
+            log_store_sync: SyncMode::Full,
+            python_threads: 8,
+            python_queue: 256,
+            python_packages_dir: repo.join(".python-packages"),
+            snippet_timeout_secs: 30.0,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: config::ConfigError,
+    },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Defaults, overlaid by `file` (if any), overlaid by the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Same as [`Settings::load`] with an explicit environment (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Invalid(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(
+                config::File::from(path.to_path_buf()).format(config::FileFormat::Toml),
+            );
+        }
+        for (key, value) in settings_from_env(env) {
+            builder = builder
+                .set_override(key.as_str(), value)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        let layered = builder.build().map_err(|source| match file {
+            Some(path) => ConfigError::File {
+                path: path.to_path_buf(),
+                source,
+            },
+            None => ConfigError::Invalid(source.to_string()),
+        })?;
+        let settings: Settings = layered
+            .try_deserialize()
+            .map_err(|e| ConfigError::Invalid(explain_unknown_key(&e.to_string())))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!(
+                "listen = {:?} is not an address such as 127.0.0.1:8080",
+                self.listen
+            ));
+        }
+        if self.python_threads == 0 {
+            problems.push("python_threads must be at least 1".to_string());
+        }
+        if self.python_queue == 0 {
+            problems.push("python_queue must be at least 1".to_string());
+        }
+        if self.max_body_bytes == 0 {
+            problems.push("max_body_bytes must be at least 1".to_string());
+        }
+        if !(self.snippet_timeout_secs > 0.0 && self.snippet_timeout_secs.is_finite()) {
+            problems.push("snippet_timeout_secs must be a positive number".to_string());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems.join("; ")))
+        }
+    }
+
+    pub fn log_store_path(&self) -> PathBuf {
+        self.data_dir.join("towerhook.sqlite3")
+    }
+}
+
+/// `TOWERHOOK_RETENTION_DAYS=7` becomes `("retention_days", "7")`.
+fn settings_from_env(env: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, String> {
+    env.into_iter()
+        .filter(|(name, _)| {
+            name.starts_with(ENV_PREFIX)
+                && !ENV_NOT_SETTINGS
+                    .iter()
+                    .any(|excluded| name.starts_with(excluded))
+        })
+        .map(|(name, value)| (name[ENV_PREFIX.len()..].to_ascii_lowercase(), value))
+        .collect()
+}
+
+fn explain_unknown_key(message: &str) -> String {
+    // serde says "unknown field `x`, expected one of ..."; name the variable as well.
+    match message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        Some(key) => format!(
+            "unknown setting `{key}` (file key `{key}` or variable {ENV_PREFIX}{})",
+            key.to_ascii_uppercase()
+        ),
+        None => message.to_string(),
+    }
+}
+
+/// Lists may be written as a TOML array or, from the environment, as `a,b,c`.
+fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Raw::deserialize(deserializer)? {
+        Raw::List(items) => items,
+        Raw::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_serve_the_demo_on_localhost() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:8080");
+        assert!(settings.yaml_dir.ends_with("demo/webhooks"));
+        assert_eq!(settings.retention_days, 30);
+        assert_eq!(settings.max_body_bytes, 1_048_576);
+    }
+
+    #[test]
+    fn environment_overrides_file_and_keeps_strings_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("towerhook.toml");
+        std::fs::write(&file, "retention_days = 10\nlisten = \"0.0.0.0:9000\"\n").unwrap();
+        let settings = Settings::load_from(
+            Some(&file),
+            env(&[
+                ("TOWERHOOK_RETENTION_DAYS", "7"),
+                ("TOWERHOOK_REDACT_HEADERS", "Authorization, X-Signature"),
+                ("TOWERHOOK_TEST_ODOO_URL", "http://ignored"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.retention_days, 7);
+        assert_eq!(settings.listen, "0.0.0.0:9000");
+        assert_eq!(settings.redact_headers, ["Authorization", "X-Signature"]);
+    }
+
+    #[test]
+    fn unknown_variable_is_named() {
+        let err = Settings::load_from(None, env(&[("TOWERHOOK_RETENTON_DAYS", "7")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TOWERHOOK_RETENTON_DAYS"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let err = Settings::load_from(None, env(&[("TOWERHOOK_LISTEN", "localhost")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+        let err = Settings::load_from(None, env(&[("TOWERHOOK_RETENTION_DAYS", "soon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retention_days"), "{err}");
+    }
+}

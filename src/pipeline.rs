@@ -1,0 +1,251 @@
+//! The request flow of the module's controller, as plain functions: match the webhook,
+//! check the client address, run the authenticator and the webhook code, and shape the
+//! response and the log record. Nothing here knows about actix.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::configuration::Settings;
+use crate::definitions::{ContentType, Webhook};
+use crate::ip_rules::effective_client_ip;
+use crate::log_record::{AuthenticationStatus, CodeStatus, LogRecord, timestamp_now};
+use crate::log_store::LogStore;
+use crate::payload;
+use crate::python::{CallJob, Engine, EngineError, Outcome};
+use crate::registry::RegistryHandle;
+use crate::request::{IncomingCall, RequestHeaders};
+
+/// What replaces a redacted header's value in stored logs.
+pub const REDACTED: &str = "[redacted]";
+
+/// Everything a call needs, shared by all calls.
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub registry: Arc<RegistryHandle>,
+    pub engine: Arc<Engine>,
+    pub log_store: LogStore,
+    redacted_headers: HashSet<String>,
+}
+
+impl Services {
+    pub fn new(
+        settings: Arc<Settings>,
+        registry: Arc<RegistryHandle>,
+        engine: Arc<Engine>,
+        log_store: LogStore,
+    ) -> Self {
+        let redacted_headers = settings
+            .redact_headers
+            .iter()
+            .map(|name| name.to_ascii_lowercase())
+            .collect();
+        Self {
+            settings,
+            registry,
+            engine,
+            log_store,
+            redacted_headers,
+        }
+    }
+}
+
+/// Why a call was answered before its body could be used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyRejection {
+    TooLarge { limit: usize },
+    TimedOut { seconds: u64 },
+    Unreadable(String),
+}
+
+/// The response to send and the record to store.
+#[derive(Debug, Clone)]
+pub struct CallOutcome {
+    pub status: u16,
+    /// The JSON body, `{"message": ...}`.
+    pub body: String,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u32>,
+    pub record: LogRecord,
+}
+
+/// Runs one call through the module's flow.
+pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> CallOutcome {
+    let registry = services.registry.current();
+    let webhook = registry.find(&call.endpoint, call.method).cloned();
+    // Parsed before the lookup's result matters, as the module does; an unmatched call is
+    // parsed as JSON.
+    let content_type = webhook
+        .as_ref()
+        .map_or(ContentType::Json, |w| w.content_type);
+    let mimetype = call.headers.mimetype();
+    let payload = payload::parse(
+        call.method,
+        content_type,
+        &call.query,
+        mimetype.as_deref(),
+        &body,
+    );
+    let mut record = new_record(services, &call, webhook.as_deref(), Some(&payload));
+
+    let Some(webhook) = webhook else {
+        return failure(record, 404, "Webhook not found", None);
+    };
+    let authenticator = &webhook.authenticator;
+    let client = effective_client_ip(call.peer, &call.headers, &authenticator.trusted_proxies);
+    record.ip_address = client.map(|ip| ip.to_string());
+    if !authenticator.allowed_ips.allows(client) {
+        return failure(record, 403, "Address not allowed", None);
+    }
+
+    let job = CallJob {
+        webhook: Arc::clone(&webhook),
+        headers: Arc::new(call.headers),
+        raw_data: body,
+        payload: Arc::new(payload),
+    };
+    match services.engine.run_call(job).await {
+        Ok(verdict) => {
+            let body = message_body(&verdict.message_json);
+            match verdict.outcome {
+                Outcome::Ok => {
+                    record.authentication_status = AuthenticationStatus::Success;
+                    record.code_status = CodeStatus::Success;
+                    record.result_message = Some(verdict.message_text);
+                }
+                Outcome::AuthFailed => {
+                    record.error_message = Some(verdict.message_text);
+                }
+                Outcome::CodeFailed => {
+                    record.authentication_status = AuthenticationStatus::Success;
+                    record.code_status = CodeStatus::Failed;
+                    record.error_message = Some(verdict.message_text);
+                }
+            }
+            record.http_status = verdict.http_status;
+            CallOutcome {
+                status: verdict.http_status,
+                body,
+                retry_after: None,
+                record,
+            }
+        }
+        Err(EngineError::Overloaded) => {
+            log::warn!(
+                "shed a call to {} {}: every snippet thread is busy and the queue is full",
+                record.request_method,
+                record.endpoint
+            );
+            failure(
+                record,
+                503,
+                "Service overloaded, retry later",
+                Some(RETRY_AFTER_SECS),
+            )
+        }
+        Err(error) => {
+            log::error!(
+                "call to {} failed inside towerhook: {error}",
+                record.endpoint
+            );
+            failure(
+                record,
+                500,
+                &format!("towerhook internal error: {error}"),
+                None,
+            )
+        }
+    }
+}
+
+const RETRY_AFTER_SECS: u32 = 1;
+
+/// A call answered without running any code because its body was not usable.
+pub fn reject(services: &Services, call: IncomingCall, rejection: &BodyRejection) -> CallOutcome {
+    let registry = services.registry.current();
+    let webhook = registry.find(&call.endpoint, call.method);
+    let record = new_record(services, &call, webhook.map(|w| w.as_ref()), None);
+    let (status, message) = match rejection {
+        BodyRejection::TooLarge { limit } => {
+            (413, format!("Request body too large (limit {limit} bytes)"))
+        }
+        BodyRejection::TimedOut { seconds } => {
+            (408, format!("Request body not received within {seconds} s"))
+        }
+        BodyRejection::Unreadable(reason) => {
+            (400, format!("Request body could not be read: {reason}"))
+        }
+    };
+    failure(record, status, &message, None)
+}
+
+/// A record with what is known before any code runs: statuses start at failed/skipped,
+/// the module's values for every early exit.
+fn new_record(
+    services: &Services,
+    call: &IncomingCall,
+    webhook: Option<&Webhook>,
+    payload: Option<&Value>,
+) -> LogRecord {
+    LogRecord {
+        create_date: timestamp_now(),
+        webhook_id: webhook.and_then(|w| w.id),
+        webhook_reference: webhook.map(|w| w.reference.clone()),
+        endpoint: call.endpoint.clone(),
+        authenticator_id: webhook.and_then(|w| w.authenticator.id),
+        authenticator_reference: webhook.map(|w| w.authenticator.reference.clone()),
+        request_method: call.method,
+        request_headers: headers_json(&call.headers, &services.redacted_headers),
+        request_payload: match payload {
+            None => Some("{}".to_string()),
+            Some(Value::Null) => None,
+            Some(value) => Some(value.to_string()),
+        },
+        authentication_status: AuthenticationStatus::Failed,
+        code_status: CodeStatus::Skipped,
+        http_status: 0,
+        result_message: None,
+        error_message: None,
+        user_id: webhook.map(|w| w.user_id),
+        ip_address: call.peer.map(|ip| ip.to_string()),
+        country_code: None,
+    }
+}
+
+fn failure(
+    mut record: LogRecord,
+    status: u16,
+    message: &str,
+    retry_after: Option<u32>,
+) -> CallOutcome {
+    record.http_status = status;
+    record.error_message = Some(message.to_string());
+    CallOutcome {
+        status,
+        body: message_body(&serde_json::to_string(message).unwrap_or_default()),
+        retry_after,
+        record,
+    }
+}
+
+/// `json.dumps({"message": m})` with Python's separators, given `json.dumps(m)`.
+fn message_body(message_json: &str) -> String {
+    format!("{{\"message\": {message_json}}}")
+}
+
+fn headers_json(headers: &RequestHeaders, redacted: &HashSet<String>) -> String {
+    let map: Map<String, Value> = headers
+        .iter()
+        .map(|(name, value)| {
+            let value = if redacted.contains(&name.to_ascii_lowercase()) {
+                REDACTED
+            } else {
+                value
+            };
+            (name.to_string(), Value::String(value.to_string()))
+        })
+        .collect();
+    Value::Object(map).to_string()
+}

@@ -1,0 +1,10 @@
+//! The embedded CPython: interpreter start-up, snippets, and the thread pool that runs them.
+
+mod convert;
+mod executor;
+mod interpreter;
+mod snippet;
+
+pub use executor::{CallJob, Engine, EngineError, EngineSettings, Outcome, SnippetVerdict};
+pub use interpreter::{BUILT_FOR, InterpreterSettings};
+pub use snippet::{SecretValues, Snippet, SnippetKind};

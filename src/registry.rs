@@ -1,0 +1,95 @@
+//! The definitions being served: an immutable snapshot, replaced atomically as a whole so
+//! that a call never sees half an update.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::definitions::{Authenticator, Webhook};
+use crate::request::HttpMethod;
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    get_routes: HashMap<String, Arc<Webhook>>,
+    post_routes: HashMap<String, Arc<Webhook>>,
+    webhooks: Vec<Arc<Webhook>>,
+    authenticators: Vec<Arc<Authenticator>>,
+}
+
+impl Registry {
+    /// Inactive webhooks are kept (for `check` and export) but never routed.
+    pub fn new(webhooks: Vec<Arc<Webhook>>, authenticators: Vec<Arc<Authenticator>>) -> Self {
+        let mut get_routes = HashMap::new();
+        let mut post_routes = HashMap::new();
+        for webhook in webhooks.iter().filter(|w| w.active) {
+            let routes = match webhook.method {
+                HttpMethod::Get => &mut get_routes,
+                HttpMethod::Post => &mut post_routes,
+            };
+            routes.insert(webhook.endpoint.clone(), Arc::clone(webhook));
+        }
+        Self {
+            get_routes,
+            post_routes,
+            webhooks,
+            authenticators,
+        }
+    }
+
+    /// The active webhook for (endpoint, method): exact, case-sensitive match.
+    pub fn find(&self, endpoint: &str, method: HttpMethod) -> Option<&Arc<Webhook>> {
+        match method {
+            HttpMethod::Get => self.get_routes.get(endpoint),
+            HttpMethod::Post => self.post_routes.get(endpoint),
+        }
+    }
+
+    pub fn webhooks(&self) -> &[Arc<Webhook>] {
+        &self.webhooks
+    }
+
+    pub fn authenticators(&self) -> &[Arc<Authenticator>] {
+        &self.authenticators
+    }
+}
+
+/// Whether the served snapshot can be trusted, for `/readyz`.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryStatus {
+    /// A snapshot has been installed at least once.
+    pub loaded: bool,
+    /// Why the snapshot may be out of date, if it may be.
+    pub stale_reason: Option<String>,
+}
+
+/// The live registry shared by every request.
+#[derive(Debug, Default)]
+pub struct RegistryHandle {
+    current: ArcSwap<Registry>,
+    status: Mutex<RegistryStatus>,
+}
+
+impl RegistryHandle {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn current(&self) -> Arc<Registry> {
+        self.current.load_full()
+    }
+
+    pub fn install(&self, registry: Registry) {
+        self.current.store(Arc::new(registry));
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        status.loaded = true;
+        status.stale_reason = None;
+    }
+
+    pub fn status(&self) -> RegistryStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}

@@ -1,0 +1,34 @@
+//! `/healthz`: the process answers. `/readyz`: it can serve calls and keep their logs.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::pipeline::Services;
+
+pub async fn alive() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "alive" }))
+}
+
+pub async fn ready(services: web::Data<Services>) -> HttpResponse {
+    let registry = services.registry.status();
+    let mut problems = Vec::new();
+    if !registry.loaded {
+        problems.push("definitions not loaded yet".to_string());
+    }
+    if let Some(reason) = &registry.stale_reason {
+        problems.push(format!("definitions may be stale: {reason}"));
+    }
+    problems.extend(services.log_store.health_problem());
+    problems.extend(services.engine.health_problem());
+    let webhooks = services.registry.current().webhooks().len();
+    let body = json!({
+        "status": if problems.is_empty() { "ready" } else { "not ready" },
+        "webhooks": webhooks,
+        "problems": problems,
+    });
+    if problems.is_empty() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

@@ -1,0 +1,116 @@
+//! `GET|POST /cetmix_tower_webhooks/{endpoint}`.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use crate::pipeline::{self, BodyRejection, CallOutcome, Services};
+use crate::request::{HttpMethod, IncomingCall, RequestHeaders};
+
+pub async fn call(
+    request: HttpRequest,
+    body: web::Payload,
+    services: web::Data<Services>,
+) -> HttpResponse {
+    let Some(method) = HttpMethod::parse(request.method().as_str()) else {
+        return method_not_allowed().await;
+    };
+    let call = IncomingCall {
+        method,
+        endpoint: request.match_info().query("endpoint").to_string(),
+        headers: RequestHeaders::from_raw(
+            request
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        ),
+        query: request.query_string().to_string(),
+        peer: request.peer_addr().map(|addr| addr.ip().to_canonical()),
+    };
+    let declared_length = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let services = services.into_inner();
+    // The call runs to completion and is logged even if the caller hangs up meanwhile:
+    // its code may already have acted.
+    let task = actix_web::rt::spawn(async move {
+        let limit = services.settings.max_body_bytes;
+        let timeout = Duration::from_secs(services.settings.body_timeout_secs);
+        let outcome = match read_body(body, declared_length, limit, timeout).await {
+            Ok(bytes) => pipeline::handle(&services, call, bytes).await,
+            Err(rejection) => pipeline::reject(&services, call, &rejection),
+        };
+        if let Err(error) = services.log_store.append(outcome.record.clone()).await {
+            log::error!(
+                "call to {} answered {} but its log record was not stored: {error}",
+                outcome.record.endpoint,
+                outcome.status
+            );
+        }
+        outcome
+    });
+    match task.await {
+        Ok(outcome) => respond(outcome),
+        Err(error) => {
+            log::error!("webhook call task failed: {error}");
+            crate::routes::json_message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "towerhook internal error",
+            )
+        }
+    }
+}
+
+pub async fn method_not_allowed() -> HttpResponse {
+    let mut response =
+        crate::routes::json_message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
+    response.headers_mut().insert(
+        ALLOW,
+        actix_web::http::header::HeaderValue::from_static("GET, POST"),
+    );
+    response
+}
+
+/// The whole body, refusing more than `limit` bytes and clients slower than `timeout`.
+async fn read_body(
+    mut body: web::Payload,
+    declared_length: Option<u64>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, BodyRejection> {
+    if declared_length.is_some_and(|length| length > limit as u64) {
+        return Err(BodyRejection::TooLarge { limit });
+    }
+    let read = async {
+        let mut buffer = BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| BodyRejection::Unreadable(e.to_string()))?;
+            if buffer.len() + chunk.len() > limit {
+                return Err(BodyRejection::TooLarge { limit });
+            }
+            buffer.extend_from_slice(&chunk);
+        }
+        Ok(buffer.freeze())
+    };
+    actix_web::rt::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(BodyRejection::TimedOut {
+            seconds: timeout.as_secs(),
+        }))
+}
+
+fn respond(outcome: CallOutcome) -> HttpResponse {
+    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    response.insert_header((CONTENT_TYPE, "application/json"));
+    if let Some(seconds) = outcome.retry_after {
+        response.insert_header((RETRY_AFTER, seconds.to_string()));
+    }
+    response.body(outcome.body)
+}

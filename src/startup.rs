@@ -1,0 +1,150 @@
+//! Builds the service from its settings and runs it.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+
+use crate::configuration::{Settings, SourceKind};
+use crate::log_store::{LogStore, StoreError};
+use crate::pipeline::Services;
+use crate::python::{Engine, EngineSettings, InterpreterSettings};
+use crate::registry::{Registry, RegistryHandle};
+use crate::routes;
+use crate::source::{LoadError, yaml};
+
+/// Recursion limit of the embedded interpreter (the CPython default).
+const RECURSION_LIMIT: u32 = 1000;
+/// Longest message a snippet may return, in characters.
+const MAX_MESSAGE_CHARS: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Definitions(#[from] LoadError),
+    #[error(transparent)]
+    LogStore(#[from] StoreError),
+    #[error("{0}")]
+    Python(String),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    services: web::Data<Services>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let settings = Arc::new(settings);
+        let registry = Arc::new(RegistryHandle::new());
+        registry.install(load_definitions(&settings)?);
+        let log_store = LogStore::open(
+            &settings.log_store_path(),
+            settings.log_store_sync,
+            settings.retention_days,
+        )?;
+        let engine =
+            Arc::new(Engine::start(engine_settings(&settings)).map_err(StartupError::Python)?);
+        log::info!(
+            "python {} ready: {} snippet thread(s), queue {}",
+            engine.python_version(),
+            settings.python_threads,
+            settings.python_queue
+        );
+        let services = web::Data::new(Services::new(
+            Arc::clone(&settings),
+            registry,
+            engine,
+            log_store,
+        ));
+
+        let listener =
+            TcpListener::bind(&settings.listen).map_err(|source| StartupError::Bind {
+                address: settings.listen.clone(),
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: settings.listen.clone(),
+                source,
+            })?
+            .port();
+        let app_services = services.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_services.clone())
+                .configure(routes::configure)
+        })
+        .client_request_timeout(Duration::from_secs(10))
+        .shutdown_timeout(30);
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Bind {
+                address: settings.listen.clone(),
+                source,
+            })?
+            .run();
+        log::info!(
+            "towerhook listening on port {port}, {} webhook(s) loaded",
+            services.registry.current().webhooks().len()
+        );
+        Ok(Self {
+            port,
+            server,
+            services,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+pub fn engine_settings(settings: &Settings) -> EngineSettings {
+    let timeout = Duration::from_secs_f64(settings.snippet_timeout_secs);
+    EngineSettings {
+        threads: settings.python_threads,
+        queue: settings.python_queue,
+        timeout,
+        stuck_after: timeout.max(Duration::from_secs(10)),
+        interpreter: InterpreterSettings {
+            packages_dir: settings.python_packages_dir.clone(),
+            max_message_chars: MAX_MESSAGE_CHARS,
+            recursion_limit: RECURSION_LIMIT,
+            timeout_secs: settings.snippet_timeout_secs,
+        },
+    }
+}
+
+/// Reads the definitions the settings point at, logging warnings.
+pub fn load_definitions(settings: &Settings) -> Result<Registry, LoadError> {
+    match settings.source {
+        SourceKind::Yaml => {
+            let loaded = yaml::load_dir(&settings.yaml_dir)?;
+            for warning in &loaded.warnings {
+                log::warn!("{warning}");
+            }
+            Ok(loaded.registry)
+        }
+    }
+}
