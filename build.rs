@@ -8,7 +8,7 @@ fn main() {
     pyo3_build_config::add_libpython_rpath_link_args();
     let python = pyo3_build_config::get();
     println!(
-        "cargo:rustc-env=TOWERHOOK_PYTHON_BUILT_FOR={}.{}",
+        "cargo:rustc-env=BUILD_PYTHON_MAJOR_MINOR={}.{}",
         python.version().major,
         python.version().minor
     );

@@ -20,7 +20,7 @@ const BOOTSTRAP: &str = include_str!("bootstrap.py");
 
 /// `major.minor` of the Python towerhook was built against; a different one at run time
 /// means the binary loaded the wrong libpython.
-pub const BUILT_FOR: &str = env!("TOWERHOOK_PYTHON_BUILT_FOR");
+pub const BUILT_FOR: &str = env!("BUILD_PYTHON_MAJOR_MINOR");
 
 /// Settings the interpreter takes once, at start.
 #[derive(Debug, Clone)]

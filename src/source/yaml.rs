@@ -138,6 +138,8 @@ struct Reader {
     warnings: Vec<Problem>,
     authenticators: Vec<(AuthenticatorDraft, Origin)>,
     webhooks: Vec<(WebhookDraft, Origin)>,
+    /// Every webhook reference seen, valid record or not, for the uniqueness rule.
+    webhook_references: HashMap<String, Origin>,
 }
 
 impl Reader {
@@ -267,6 +269,18 @@ impl Reader {
         match model {
             Some("webhook") => {
                 self.warn_unknown_fields(&origin, &record, WEBHOOK_FIELDS);
+                if !reference.is_empty() {
+                    if let Some(first) = self.webhook_references.get(reference) {
+                        let message = format!(
+                            "Reference must be unique: {reference:?} is also used by {} ({})",
+                            first.file.display(),
+                            first.label
+                        );
+                        return self.error(file, Some(&origin.label), Some("reference"), message);
+                    }
+                    self.webhook_references
+                        .insert(reference.to_string(), origin.clone());
+                }
                 if let Some(draft) = self.webhook(&origin, &record) {
                     self.webhooks.push((draft, origin));
                 }
@@ -442,26 +456,9 @@ impl Reader {
         &mut self,
         authenticators: &HashMap<String, Arc<Authenticator>>,
     ) -> Vec<Arc<Webhook>> {
-        let mut references: HashMap<String, Origin> = HashMap::new();
         let mut routes: HashMap<(String, HttpMethod), Origin> = HashMap::new();
         let mut webhooks = Vec::new();
         for (draft, origin) in std::mem::take(&mut self.webhooks) {
-            if let Some(first) = references.get(&draft.reference) {
-                let message = format!(
-                    "Reference must be unique: {:?} is also used by {} ({})",
-                    draft.reference,
-                    first.file.display(),
-                    first.label
-                );
-                self.error(
-                    &origin.file,
-                    Some(&origin.label),
-                    Some("reference"),
-                    message,
-                );
-                continue;
-            }
-            references.insert(draft.reference.clone(), origin.clone());
             // The module's SQL constraint covers archived webhooks too.
             let route = (draft.endpoint.clone(), draft.method);
             if let Some(first) = routes.get(&route) {

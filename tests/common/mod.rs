@@ -1,0 +1,195 @@
+//! Spawns the real server on a random port with temporary definitions and data, and reads
+//! what it stored.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+
+use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
+use tempfile::TempDir;
+use towerhook::configuration::Settings;
+use towerhook::startup::Application;
+
+pub struct TestApp {
+    pub port: u16,
+    pub data_dir: TempDir,
+    pub yaml_dir: TempDir,
+}
+
+/// Starts towerhook on `[::]:0` serving `yaml` as its only definitions file.
+pub async fn spawn_app(yaml: &str) -> TestApp {
+    spawn_app_with(yaml, |_| {}).await
+}
+
+pub async fn spawn_app_with(yaml: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    init_logging();
+    let yaml_dir = tempfile::tempdir().unwrap();
+    std::fs::write(yaml_dir.path().join("definitions.yaml"), yaml).unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings();
+    settings.listen = "[::]:0".into();
+    settings.yaml_dir = yaml_dir.path().to_path_buf();
+    settings.data_dir = data_dir.path().to_path_buf();
+    settings.python_threads = 4;
+    configure(&mut settings);
+    let application = Application::build(settings)
+        .await
+        .expect("towerhook failed to start");
+    let port = application.port();
+    tokio::spawn(application.run_until_stopped());
+    TestApp {
+        port,
+        data_dir,
+        yaml_dir,
+    }
+}
+
+/// Defaults, untouched by the developer's own TOWERHOOK_* variables.
+pub fn test_settings() -> Settings {
+    Settings::load_from(None, Vec::<(String, String)>::new()).unwrap()
+}
+
+fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+            .is_test(true)
+            .try_init();
+    });
+}
+
+impl TestApp {
+    /// Base URL reachable from `source` (an IPv4 source talks to 127.0.0.1, IPv6 to ::1).
+    pub fn base_for(&self, source: IpAddr) -> String {
+        match source {
+            IpAddr::V4(_) => format!("http://127.0.0.1:{}", self.port),
+            IpAddr::V6(_) => format!("http://[::1]:{}", self.port),
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self, endpoint: &str) -> String {
+        format!("{}/cetmix_tower_webhooks/{endpoint}", self.base())
+    }
+
+    /// A client whose connections come from `source`, added to the loopback interface
+    /// when missing so the server sees that peer address on a real socket.
+    pub fn client_from(&self, source: IpAddr) -> reqwest::Client {
+        ensure_local_address(source);
+        reqwest::Client::builder()
+            .local_address(source)
+            .build()
+            .unwrap()
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.path().join("towerhook.sqlite3")
+    }
+
+    /// Every stored log record, oldest first.
+    pub fn logs(&self) -> Vec<LogRow> {
+        read_logs(&self.log_path())
+    }
+
+    pub fn last_log(&self) -> LogRow {
+        self.logs().pop().expect("no log record stored")
+    }
+}
+
+/// One row of the local store, JSON columns parsed.
+#[derive(Debug, Clone)]
+pub struct LogRow {
+    pub webhook_reference: Option<String>,
+    pub endpoint: String,
+    pub authenticator_reference: Option<String>,
+    pub request_method: String,
+    pub request_headers: Value,
+    pub request_payload: Option<Value>,
+    pub authentication_status: String,
+    pub code_status: String,
+    pub http_status: i64,
+    pub result_message: Option<String>,
+    pub error_message: Option<String>,
+    pub user_id: Option<i64>,
+    pub ip_address: Option<String>,
+}
+
+pub fn read_logs(path: &Path) -> Vec<LogRow> {
+    let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut query = connection
+        .prepare(
+            "SELECT webhook_reference, endpoint, authenticator_reference, request_method,
+                    request_headers, request_payload, authentication_status, code_status,
+                    http_status, result_message, error_message, user_id, ip_address
+             FROM webhook_log ORDER BY id",
+        )
+        .unwrap();
+    query
+        .query_map([], |row| {
+            let headers: String = row.get(4)?;
+            let payload: Option<String> = row.get(5)?;
+            Ok(LogRow {
+                webhook_reference: row.get(0)?,
+                endpoint: row.get(1)?,
+                authenticator_reference: row.get(2)?,
+                request_method: row.get(3)?,
+                request_headers: serde_json::from_str(&headers).unwrap(),
+                request_payload: payload.map(|p| serde_json::from_str(&p).unwrap()),
+                authentication_status: row.get(6)?,
+                code_status: row.get(7)?,
+                http_status: row.get(8)?,
+                result_message: row.get(9)?,
+                error_message: row.get(10)?,
+                user_id: row.get(11)?,
+                ip_address: row.get(12)?,
+            })
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Makes `ip` usable as a source address by adding it to `lo` if needed (needs
+/// CAP_NET_ADMIN, which the test machines' root has). 127.0.0.0/8 always works.
+pub fn ensure_local_address(ip: IpAddr) {
+    if TcpListener::bind((ip, 0)).is_ok() {
+        return;
+    }
+    let (family, prefix) = match ip {
+        IpAddr::V4(_) => ("-4", 32),
+        IpAddr::V6(_) => ("-6", 128),
+    };
+    let mut command = Command::new("ip");
+    command.args([
+        family,
+        "addr",
+        "add",
+        &format!("{ip}/{prefix}"),
+        "dev",
+        "lo",
+    ]);
+    if ip.is_ipv6() {
+        command.arg("nodad");
+    }
+    let output = command.output();
+    assert!(
+        TcpListener::bind((ip, 0)).is_ok(),
+        "cannot use {ip} as a test peer address: add it to the loopback interface \
+         (`ip addr add {ip}/{prefix} dev lo`, needs root); `ip` said: {output:?}"
+    );
+}
+
+/// Body as text and the parsed `message`.
+pub async fn answer(response: reqwest::Response) -> (u16, String, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("response is not JSON ({e}): {text}"));
+    (status, text, json["message"].clone())
+}
