@@ -5,8 +5,7 @@
 # snippets can import does not depend on the machine's global packages.
 # Idempotent: reinstalls only when requirements.txt changed.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-python="${PYO3_PYTHON:-$(sed -n 's/^PYO3_PYTHON *= *"\(.*\)"/\1/p' "$root/.cargo/config.toml")}"
+source "$(dirname "$0")/common.sh"
 target="$root/.python-packages"
 requirements="$root/python_sandbox/requirements.txt"
 stamp="$target/.requirements.sha256"

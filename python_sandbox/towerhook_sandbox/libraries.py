@@ -1,0 +1,317 @@
+"""The libraries of the module's eval context, wrapped as Odoo/Cetmix wrap them.
+
+Each library is a stand-in exposing only the attributes the module exposes
+(``wrap_module`` in Odoo's safe_eval, ``_get_python_command_libraries`` in Cetmix Tower);
+any other attribute is absent. Differences, all deliberate:
+
+- ``json`` also has ``loads`` (towerhook extension; Cetmix exposes ``dumps`` only).
+- Blocking calls respect the snippet's deadline: ``time.sleep`` sleeps in slices of at most
+  50 ms and raises SnippetTimeout when no time is left; ``requests`` calls get
+  ``timeout=min(timeout or remaining, remaining)``; ``dns.resolver`` calls get
+  ``lifetime`` bounded the same way.
+- ``tldextract.extract`` never touches the network or the disk: it uses the Public Suffix
+  List snapshot bundled with the tldextract package, and no cache directory.
+- Third-party packages are imported on first use. A missing package does not stop
+  towerhook from starting; the snippet that uses it fails with a UserError naming the
+  package to install.
+- ``dateutil.tz.gettz`` is ``pytz.timezone`` as in Odoo 17/18, without Odoo's pytz alias
+  patch (old zone names Odoo maps to current ones are unknown here).
+"""
+
+import importlib
+import sys
+import time as _time
+
+from . import guard
+from .exceptions import SnippetTimeout, UserError
+from .float_utils import float_compare
+
+SLEEP_SLICE = 0.05
+
+
+def load(module_name, title, package):
+    """Imports ``module_name``; a UserError naming the pip package when it is missing."""
+    module = sys.modules.get(module_name)
+    if module is not None:
+        return module
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UserError(
+            "%s is not available: the Python package %r is not installed in towerhook's "
+            "environment (pip install %s; %s)" % (title, package, package, exc)
+        ) from None
+
+
+class Library:
+    """Stands in for a module: only the listed attributes exist.
+
+    ``attributes`` maps each exposed name to None (the module's own attribute) or to a
+    function of the module that builds what the snippet gets. The module is imported on
+    the first attribute read. Internal state lives in name-mangled attributes, whose names
+    contain a double underscore and so cannot be read by a snippet.
+    """
+
+    def __init__(self, title, module_name, package, attributes):
+        self.__title = title
+        self.__module_name = module_name
+        self.__package = package
+        self.__attributes = dict(attributes)
+
+    def __getattr__(self, name):
+        if name.startswith("_Library__") or name not in self.__attributes:
+            # Odoo's wrapper class is named wrap_module; snippets may match its message.
+            raise AttributeError("'wrap_module' object has no attribute %r" % name)
+        module = load(self.__module_name, self.__title, self.__package)
+        build = self.__attributes[name]
+        value = getattr(module, name) if build is None else build(module)
+        self.__dict__[name] = value
+        return value
+
+    def __repr__(self):
+        return "<wrapped %r>" % self.__title
+
+
+class Namespace:
+    """A plain namespace of libraries (Cetmix's ``dns`` is a SimpleNamespace)."""
+
+    def __init__(self, title, **members):
+        self.__title = title
+        self.__dict__.update(members)
+
+    def __repr__(self):
+        return "namespace(%s)" % ", ".join(
+            "%s=%r" % item for item in self.__dict__.items() if "__" not in item[0]
+        )
+
+
+# --- time
+
+
+def sleep(seconds):
+    """``time.sleep`` in short slices, so the host's timeout can land between them."""
+    if not isinstance(seconds, (int, float)):
+        raise TypeError(
+            "%r object cannot be interpreted as an integer" % type(seconds).__name__
+        )
+    if seconds != seconds:
+        raise ValueError("Invalid value NaN (not a number)")
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    end = _time.monotonic() + seconds
+    while True:
+        left = end - _time.monotonic()
+        if left <= 0:
+            return
+        remaining = guard.remaining()
+        if remaining <= 0:
+            raise SnippetTimeout()
+        _time.sleep(min(left, SLEEP_SLICE, remaining))
+
+
+# --- requests and dns: bounded waits
+
+
+def _with_timeout(function):
+    def call(*args, **kwargs):
+        kwargs["timeout"] = guard.bounded(kwargs.get("timeout"))
+        return function(*args, **kwargs)
+
+    call.__name__ = function.__name__
+    return call
+
+
+_LIFETIME_POSITION = 7  # resolve(qname, rdtype, rdclass, tcp, source, raise_on_no_answer, source_port, lifetime)
+
+
+def _with_lifetime(function):
+    def call(*args, **kwargs):
+        if len(args) > _LIFETIME_POSITION:
+            args = list(args)
+            args[_LIFETIME_POSITION] = guard.bounded(args[_LIFETIME_POSITION])
+        else:
+            kwargs["lifetime"] = guard.bounded(kwargs.get("lifetime"))
+        return function(*args, **kwargs)
+
+    call.__name__ = function.__name__
+    return call
+
+
+# --- tldextract, offline
+
+_extractor = None
+
+
+def _offline_extract(module):
+    def extract(url, include_psl_private_domains=None):
+        global _extractor
+        if _extractor is None:
+            # No suffix list URLs and no cache directory: the bundled snapshot only.
+            _extractor = module.TLDExtract(
+                cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True
+            )
+        return _extractor(url, include_psl_private_domains=include_psl_private_domains)
+
+    return extract
+
+
+# --- pytz
+
+
+def timezone(zone):
+    """pytz's ``timezone``: the tz object for an IANA zone name."""
+    return load("pytz", "timezone", "pytz").timezone(zone)
+
+
+# --- the libraries
+
+_WEEKDAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+_HASHES = [
+    "sha1",
+    "sha224",
+    "sha256",
+    "sha384",
+    "sha512",
+    "sha3_224",
+    "sha3_256",
+    "sha3_384",
+    "sha3_512",
+    "shake_128",
+    "shake_256",
+    "blake2b",
+    "blake2s",
+    "md5",
+    "new",
+]
+
+
+def _dateutil():
+    def sub(name, attributes, extra=None):
+        exposed = dict.fromkeys(attributes)
+        exposed.update(extra or {})
+        return lambda _module: Library(
+            "dateutil." + name, "dateutil." + name, "python-dateutil", exposed
+        )
+
+    return Library(
+        "dateutil",
+        "dateutil",
+        "python-dateutil",
+        {
+            "tz": sub("tz", ["UTC", "tzutc"], {"gettz": lambda _m: timezone}),
+            "parser": sub("parser", ["isoparse", "parse"]),
+            "relativedelta": sub("relativedelta", ["relativedelta", *_WEEKDAYS]),
+            "rrule": sub(
+                "rrule",
+                [
+                    "rrule",
+                    "rruleset",
+                    "rrulestr",
+                    "YEARLY",
+                    "MONTHLY",
+                    "WEEKLY",
+                    "DAILY",
+                    "HOURLY",
+                    "MINUTELY",
+                    "SECONDLY",
+                    *_WEEKDAYS,
+                ],
+            ),
+        },
+    )
+
+
+def build():
+    """A fresh set of library names, as the module puts them in the eval context."""
+    return {
+        "time": Library(
+            "time",
+            "time",
+            None,
+            {"time": None, "strptime": None, "strftime": None, "sleep": lambda _m: sleep},
+        ),
+        "datetime": Library(
+            "datetime",
+            "datetime",
+            None,
+            dict.fromkeys(
+                [
+                    "date",
+                    "datetime",
+                    "time",
+                    "timedelta",
+                    "timezone",
+                    "tzinfo",
+                    "MAXYEAR",
+                    "MINYEAR",
+                ]
+            ),
+        ),
+        "dateutil": _dateutil(),
+        "timezone": timezone,
+        "requests": Library(
+            "requests",
+            "requests",
+            "requests",
+            {
+                name: (lambda module, name=name: _with_timeout(getattr(module, name)))
+                for name in ("post", "get", "delete", "request")
+            },
+        ),
+        "json": Library("json", "json", None, {"dumps": None, "loads": None}),
+        "float_compare": float_compare,
+        "UserError": UserError,
+        "hashlib": Library("hashlib", "hashlib", None, dict.fromkeys(_HASHES)),
+        "hmac": Library("hmac", "hmac", None, {"new": None, "compare_digest": None}),
+        "tldextract": Library(
+            "tldextract", "tldextract", "tldextract", {"extract": _offline_extract}
+        ),
+        "dns": Namespace(
+            "dns",
+            resolver=Library(
+                "dns.resolver",
+                "dns.resolver",
+                "dnspython",
+                {
+                    "resolve": lambda m: _with_lifetime(m.resolve),
+                    "query": lambda m: _with_lifetime(m.query),
+                },
+            ),
+            reversename=Library(
+                "dns.reversename",
+                "dns.reversename",
+                "dnspython",
+                {"from_address": None, "to_address": None},
+            ),
+            exception=Library(
+                "dns.exception", "dns.exception", "dnspython", {"DNSException": None}
+            ),
+        ),
+    }
+
+
+def preload(names):
+    """Imports what ``names`` need now, so the first calls do not pay for it.
+
+    Missing packages are skipped silently here; they are reported to the snippets that
+    use them. Also loads tldextract's suffix list snapshot.
+    """
+    for value in names.values():
+        _preload(value)
+    try:
+        names["tldextract"].extract("example.com")
+    except UserError:
+        pass
+
+
+def _preload(value):
+    if isinstance(value, Namespace):
+        for name, member in vars(value).items():
+            if "__" not in name:
+                _preload(member)
+    elif isinstance(value, Library):
+        try:
+            for name in value._Library__attributes:
+                _preload(getattr(value, name))
+        except UserError:
+            pass

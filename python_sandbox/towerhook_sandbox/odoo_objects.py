@@ -1,0 +1,84 @@
+"""The Odoo objects of the module's eval context: ``uid``, ``user``, ``env``, ``tower``,
+``tower_servers``, ``tower_commands``, ``tower_plans``.
+
+Without an Odoo connection each name holds a stand-in that raises a UserError saying so
+as soon as a snippet does anything with it (reads an attribute, calls it, compares it,
+prints it...). A call may bring the real objects in ``context["odoo"]``: a mapping of these
+names to objects, or a callable ``odoo(kind)`` returning that mapping for the snippet kind
+(the module runs authenticators with sudo and webhooks as their user). Names it provides
+replace the stand-ins; other names in it are ignored.
+"""
+
+from .exceptions import UserError
+
+NAMES = ("uid", "user", "env", "tower", "tower_servers", "tower_commands", "tower_plans")
+
+
+def _refuse(method_name):
+    def refuse(self, *args, **kwargs):
+        raise UserError(object.__getattribute__(self, "_Unavailable__message"))
+
+    refuse.__name__ = method_name
+    return refuse
+
+
+class Unavailable:
+    """Stands in for an Odoo object towerhook cannot provide."""
+
+    __slots__ = ("__message",)
+
+    def __init__(self, message):
+        self.__message = message
+
+    __getattr__ = _refuse("__getattr__")
+    __call__ = _refuse("__call__")
+    __getitem__ = _refuse("__getitem__")
+    __iter__ = _refuse("__iter__")
+    __len__ = _refuse("__len__")
+    __contains__ = _refuse("__contains__")
+    __bool__ = _refuse("__bool__")
+    __eq__ = _refuse("__eq__")
+    __ne__ = _refuse("__ne__")
+    __lt__ = _refuse("__lt__")
+    __le__ = _refuse("__le__")
+    __gt__ = _refuse("__gt__")
+    __ge__ = _refuse("__ge__")
+    __hash__ = _refuse("__hash__")
+    __int__ = _refuse("__int__")
+    __index__ = _refuse("__index__")
+    __float__ = _refuse("__float__")
+    __str__ = _refuse("__str__")
+    __repr__ = _refuse("__repr__")
+    __format__ = _refuse("__format__")
+    __add__ = __radd__ = _refuse("__add__")
+    __sub__ = __rsub__ = _refuse("__sub__")
+    __mul__ = __rmul__ = _refuse("__mul__")
+    __truediv__ = __rtruediv__ = _refuse("__truediv__")
+    __mod__ = __rmod__ = _refuse("__mod__")
+
+
+_cache = {}
+
+
+def placeholders(source):
+    """Stand-ins for every Odoo name, for calls served from ``source`` (e.g. ``"yaml"``)."""
+    found = _cache.get(source)
+    if found is None:
+        found = {
+            name: Unavailable(
+                "%s is not available: towerhook runs this webhook without an Odoo "
+                "connection (source %r)" % (name, source)
+            )
+            for name in NAMES
+        }
+        _cache[source] = found
+    return found
+
+
+def provided(odoo, kind):
+    """The Odoo names ``context["odoo"]`` provides for a snippet of ``kind``."""
+    if odoo is None:
+        return None
+    if callable(odoo):
+        odoo = odoo(kind)
+    return {name: odoo[name] for name in NAMES if name in odoo}

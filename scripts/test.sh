@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite: Python sandbox and emulator unit tests, lint, and every Rust test
+# (unit tests and black-box tests that start the real server on real sockets).
+# The black-box tests add TEST-NET addresses (203.0.113.x, 198.51.100.x, 10.0.0.5,
+# 2001:db8::...) to the loopback interface to act as callers; that needs root.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$root"
+./scripts/python-env.sh
+
+echo "== python_sandbox unit tests"
+PYTHONPATH="$root/.python-packages:$root/python_sandbox" \
+  "$python" -S -m unittest discover -s python_sandbox/tests -t python_sandbox
+if [ -d tests/odoo_emulator ]; then
+  echo "== Odoo emulator unit tests"
+  "$python" -S -m unittest discover -s tests/odoo_emulator -t tests/odoo_emulator
+fi
+
+echo "== cargo fmt / clippy"
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+
+echo "== Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast
+else
+  cargo test --locked --no-fail-fast
+fi
