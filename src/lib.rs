@@ -6,6 +6,7 @@ pub mod definitions;
 pub mod ip_rules;
 pub mod log_record;
 pub mod log_store;
+pub mod odoo;
 pub mod payload;
 pub mod pipeline;
 pub mod python;

@@ -4,9 +4,21 @@ This package is embedded into the towerhook binary at build time and imported by
 embedded interpreter. It also runs on a plain CPython for its own tests
 (``python -m unittest discover -s python_sandbox/tests -t python_sandbox``).
 
-The Rust side only uses the names exported here.
+The Rust side only uses the names exported here. One module per concern:
+``validation`` (safe_eval's checks), ``safe_builtins``, ``libraries`` (the wrapped
+modules), ``odoo_objects``, ``secrets`` (placeholders and masking), ``formatting`` and
+``rewrite`` (what the checks leave open), ``guard`` (time limits), ``response`` (message
+shaping), ``runner`` (the boundary).
 """
 
-from .runner import SnippetTimeout, configure, prepare, run_call
+from .exceptions import SnippetTimeout, UserError
+from .runner import configure, prepare, run_call, secret_references
 
-__all__ = ["SnippetTimeout", "configure", "prepare", "run_call"]
+__all__ = [
+    "SnippetTimeout",
+    "UserError",
+    "configure",
+    "prepare",
+    "run_call",
+    "secret_references",
+]

@@ -47,14 +47,26 @@ def remaining():
 
 
 def check():
-    """Raises SnippetTimeout when the running snippet has no time left.
+    """Raises SnippetTimeout unless a snippet is running with time left in this thread.
 
     Compiled into the start of every ``finally`` block of a snippet: a ``finally`` that
     ends with ``continue``/``break``/``return`` would otherwise swallow the timeout each
-    time the host re-injects it.
+    time the host re-injects it. Outside a snippet's run (a generator of the snippet
+    finalized after the call), the snippet's code must not run at all: nothing would stop
+    a loop there.
     """
-    if remaining() <= 0:
+    guard = getattr(_current, "guard", None)
+    if guard is None or guard.remaining() <= 0:
         raise SnippetTimeout()
+
+
+def uncatchable():
+    """What no ``except`` clause of a snippet may catch: the timeout while the snippet
+    runs, and everything outside its run (where even evaluating the clause's type is
+    snippet code that nothing would stop)."""
+    if getattr(_current, "guard", None) is None:
+        return BaseException
+    return SnippetTimeout
 
 
 def bounded(timeout):

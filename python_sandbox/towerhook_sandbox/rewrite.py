@@ -6,11 +6,13 @@ rebind or delete them, and the rewritten code passes the same checks.
 
 - ``x.format`` / ``x.format_map`` read ``formatting.attribute(x, name)`` instead (format
   strings could otherwise follow attribute chains past the name check).
-- Every ``try`` with handlers gets a first handler that re-raises the timeout: a bare
-  ``except:`` (or ``except BaseException``, a NameError in the sandbox) must not catch it.
-- Every ``finally`` block starts with a deadline check: a ``finally`` ending in
-  ``continue``, ``break`` or ``return`` discards the exception in flight, the host's
-  timeout included, and could do so on every re-injection.
+- Every ``try`` with handlers gets a first handler ``except .uncatchable(): raise``: a
+  bare ``except:`` must not catch the timeout (nor may ``except BaseException``, whose
+  NameError would replace it). Outside the snippet's run (a generator finalized after the
+  call) it re-raises everything, so that no handler of the snippet runs there.
+- Every ``finally`` block starts with ``.check()`` (see ``guard.check``): a ``finally``
+  ending in ``continue``, ``break`` or ``return`` discards the exception in flight, the
+  host's timeout included, and could do so on every re-injection.
 """
 
 import ast
@@ -19,7 +21,7 @@ from .formatting import FORMAT_ATTRIBUTES
 
 # Names of the helpers in the snippet's globals; not identifiers, so out of a snippet's reach.
 FORMAT_ATTRIBUTE = ".format_attribute"
-TIMEOUT = ".timeout"
+UNCATCHABLE = ".uncatchable"
 CHECK = ".check"
 
 
@@ -40,16 +42,18 @@ class _Rewriter(ast.NodeTransformer):
         if node.handlers:
             first = node.handlers[0]
             reraise = ast.ExceptHandler(
-                type=ast.Name(id=TIMEOUT, ctx=ast.Load()), name=None, body=[ast.Raise()]
+                type=_call(UNCATCHABLE), name=None, body=[ast.Raise()]
             )
             node.handlers.insert(0, ast.copy_location(reraise, first))
         if node.finalbody:
             first = node.finalbody[0]
-            check = ast.Expr(
-                ast.Call(func=ast.Name(id=CHECK, ctx=ast.Load()), args=[], keywords=[])
-            )
+            check = ast.Expr(_call(CHECK))
             node.finalbody.insert(0, ast.copy_location(check, first))
         return node
+
+
+def _call(name):
+    return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=[], keywords=[])
 
 
 def rewrite(tree):

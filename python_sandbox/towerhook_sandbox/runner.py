@@ -1,169 +1,239 @@
 """Runs authenticator and webhook code the way the Cetmix Tower controller does.
 
-The boundary with Rust is three functions:
+The boundary with Rust:
 
-- ``configure(settings)`` once at start;
-- ``prepare(kind, code, secrets)`` once per snippet version: never raises, a snippet that
-  cannot be compiled gives a Prepared object whose run reports the error;
+- ``configure(settings)`` once at start. Keys (all optional): ``max_message_chars``
+  (int), ``recursion_limit`` (int, ``sys.setrecursionlimit``), ``timeout_seconds`` (float,
+  the per-snippet limit quoted in timeout messages when the call's context has none),
+  ``preload_libraries`` (bool, default True: import the libraries now rather than on
+  first use), ``source`` (str, default ``"yaml"``: named in the Odoo stand-ins' errors).
+- ``prepare(kind, code, secrets)`` once per snippet version (kind ``"authenticator"`` or
+  ``"webhook"``, secrets ``{reference: value or None}``): inlines the secrets, compiles,
+  applies the safe_eval checks and the sandbox's rewrites. Never raises: a snippet that
+  cannot run gives a Prepared object whose runs report why.
 - ``run_call(auth, hook, headers, raw_data, payload, context)`` once per call, returning
-  ``(outcome, http_status, message_json, message_text)`` where outcome is ``"ok"``,
-  ``"auth_failed"`` or ``"code_failed"``, message_json is ``json.dumps`` of the response
-  message (Python's formatting, as the module answers) and message_text its ``str()`` for
-  the log.
+  ``(outcome, http_status, message_json, message_text)``; outcome ``"ok"``,
+  ``"auth_failed"`` or ``"code_failed"``. ``context`` (a dict, may be None) carries
+  ``guard`` (enter/leave/remaining, see ``guard.py``), ``timeout_seconds``, and optionally
+  ``source`` and ``odoo`` (see ``odoo_objects.py``).
+- ``secret_references(code)``: the secret references a snippet uses (helper for hosts).
+
+Inner exception texts: Odoo's UserError family and ZeroDivisionError keep ``str(e)``;
+others are shown Odoo-18 style as ``repr(e)`` but without Odoo's "while evaluating <code>"
+tail, which would leak inlined secrets. Secret values are masked in every message.
 """
 
-import json
+import ast
+import sys
+
+from . import guard, libraries, odoo_objects, response, rewrite, validation
+from . import secrets as inlining
+from .exceptions import PASSTHROUGH, SnippetTimeout, UserError
+from .formatting import attribute as format_attribute
+from .safe_builtins import BUILTINS
 
 AUTHENTICATOR = "authenticator"
 WEBHOOK = "webhook"
+OK = "ok"
+AUTH_FAILED = "auth_failed"
+CODE_FAILED = "code_failed"
+NOT_A_DICT = "Webhook/Authenticator code error: result is not a dict"
+_PREFIX = {
+    AUTHENTICATOR: "Authentication code error: ",
+    WEBHOOK: "Webhook code execution error: ",
+}
+_FAILED = {AUTHENTICATOR: (AUTH_FAILED, 403), WEBHOOK: (CODE_FAILED, 500)}
 
-_settings = {"max_message_chars": 65536}
-
-
-class UserError(Exception):
-    """Odoo's user-facing error: its text reaches the caller unchanged."""
-
-
-class SnippetTimeout(BaseException):
-    """Injected by the host into a snippet that ran past its wall-clock limit.
-
-    A BaseException, so that ``except Exception`` in a snippet cannot swallow it.
-    """
+_settings = {
+    "max_message_chars": 65536,
+    "recursion_limit": None,
+    "timeout_seconds": None,
+    "preload_libraries": True,
+    "source": "yaml",
+}
+# Odoo's builtins plus the helpers the rewrites call. The helpers live in the builtins, not
+# the globals: a function keeps its builtins after the snippet's globals were cleared, so a
+# generator finalized later still finds them.
+_BUILTINS = dict(
+    BUILTINS,
+    **{
+        rewrite.FORMAT_ATTRIBUTE: format_attribute,
+        rewrite.UNCATCHABLE: guard.uncatchable,
+        rewrite.CHECK: guard.check,
+    },
+)
+# Globals every snippet starts from, per source (the Odoo stand-ins name it); copied per run.
+_bases = {}
+_libraries = libraries.build()
 
 
 def configure(settings):
+    global _libraries
     _settings.update(settings or {})
+    if _settings.get("recursion_limit"):
+        sys.setrecursionlimit(int(_settings["recursion_limit"]))
+    _libraries = libraries.build()
+    _bases.clear()
+    if _settings.get("preload_libraries", True):
+        libraries.preload(_libraries)
+    _install_unraisable_filter()
 
 
-# Odoo's safe_eval builtins (odoo-safe-eval.md); nothing else is reachable.
-_SAFE_BUILTINS = {
-    "True": True,
-    "False": False,
-    "None": None,
-    "bytes": bytes,
-    "str": str,
-    "unicode": str,
-    "bool": bool,
-    "int": int,
-    "float": float,
-    "enumerate": enumerate,
-    "dict": dict,
-    "list": list,
-    "tuple": tuple,
-    "map": map,
-    "abs": abs,
-    "min": min,
-    "max": max,
-    "sum": sum,
-    "filter": filter,
-    "sorted": sorted,
-    "round": round,
-    "len": len,
-    "repr": repr,
-    "set": set,
-    "all": all,
-    "any": any,
-    "ord": ord,
-    "chr": chr,
-    "divmod": divmod,
-    "isinstance": isinstance,
-    "range": range,
-    "xrange": range,
-    "zip": zip,
-    "Exception": Exception,
-}
+def _base(source):
+    base = _bases.get(source)
+    if base is None:
+        base = {"__builtins__": _BUILTINS}
+        base.update(odoo_objects.placeholders(source))
+        base.update(_libraries)
+        _bases[source] = base
+    return base
+
+
+def secret_references(code):
+    """References of the secrets ``code`` uses, in order, each once."""
+    return inlining.secret_references(code)
 
 
 class Prepared:
-    """One snippet version, compiled once."""
+    """One snippet version, compiled once: code to run, or the error to report."""
 
-    __slots__ = ("kind", "code", "error")
+    __slots__ = ("kind", "code", "error", "spoil")
 
-    def __init__(self, kind, code, error):
+    def __init__(self, kind, code, error, spoil=()):
         self.kind = kind
         self.code = code
         self.error = error
+        # every form in which the snippet's secret values could show in a message
+        self.spoil = spoil
 
 
-def prepare(kind, code, secrets):
-    if not (code or "").strip():
-        return Prepared(kind, None, None)
+def prepare(kind, code, secrets=None):
+    spoil = ()
     try:
-        compiled = compile(code, "<%s>" % kind, "exec")
-    except SyntaxError as exc:
-        return Prepared(kind, None, exc)
-    return Prepared(kind, compiled, None)
+        if not (code or "").strip():
+            return Prepared(kind, None, None)
+        inlined = inlining.inline(code, secrets)
+        spoil = inlining.needles(inlined.values.values())
+        return _compile(kind, inlined, spoil)
+    except Exception as exc:  # prepare never raises; the runs report the problem
+        return Prepared(kind, None, _error_text(exc), spoil)
 
 
-def _default_result(kind):
-    if kind == AUTHENTICATOR:
-        return {"allowed": False}
-    return {"exit_code": 0, "message": None}
-
-
-def _evaluate(prepared, names):
-    """Runs the snippet and returns its ``result``; raises what the snippet raised."""
-    result = _default_result(prepared.kind)
-    if prepared.error is not None:
-        raise prepared.error
-    if prepared.code is None:
-        return result
-    scope = {"__builtins__": _SAFE_BUILTINS, "result": result}
-    scope.update(names)
-    exec(prepared.code, scope)  # noqa: S102 - the whole point of this module
-    result = scope.get("result")
-    if not isinstance(result, dict):
-        raise UserError("Webhook/Authenticator code error: result is not a dict")
-    return result
-
-
-def _error_text(exc):
-    # Odoo keeps the text of its own user-facing errors and of ZeroDivisionError; other
-    # exceptions are reported with their type, as safe_eval does (without the code).
-    if isinstance(exc, (UserError, ZeroDivisionError)):
-        return str(exc)
-    return repr(exc)
-
-
-def _response(outcome, status, message):
-    text = str(message)
-    limit = _settings["max_message_chars"]
-    if len(text) > limit:
-        text = text[:limit]
-        message = text
+def _compile(kind, inlined, spoil):
+    where = "<%s>" % kind
     try:
-        encoded = json.dumps(message)
-    except (TypeError, ValueError):
-        encoded = json.dumps(text)
-    return (outcome, status, encoded, text)
+        tree = ast.parse(inlined.code, filename=where, mode="exec")
+        tree = inlining.apply(tree, inlined)
+        # The safe_eval checks, on the code as Odoo would compile it.
+        validation.check_code(compile(tree, where, "exec", dont_inherit=True), where)
+    except (SyntaxError, NameError, ValueError) as exc:
+        # Odoo raises these before evaluating, so their text is not wrapped.
+        return Prepared(kind, None, str(exc), spoil)
+    code = compile(rewrite.rewrite(tree), where, "exec", dont_inherit=True)
+    # The rewrites only add allowed constructs; checked so that a mistake cannot open a hole.
+    validation.check_code(code, where)
+    return Prepared(kind, code, None, spoil)
+
+
+class _Call:
+    __slots__ = ("guard", "timeout_seconds", "source", "odoo")
+
+    def __init__(self, context):
+        context = context or {}
+        self.guard = context.get("guard") or guard.NO_GUARD
+        self.timeout_seconds = context.get("timeout_seconds")
+        self.source = context.get("source") or _settings["source"]
+        self.odoo = context.get("odoo")
 
 
 def run_call(auth, hook, headers, raw_data, payload, context):
+    call = _Call(context)
+    stage = AUTHENTICATOR
     try:
-        verdict = _evaluate(
-            auth, {"headers": headers, "raw_data": raw_data, "payload": payload}
+        denied = _stage(
+            auth,
+            {
+                "headers": headers,
+                "raw_data": raw_data,
+                "payload": payload,
+                "result": {"allowed": False},
+            },
+            call,
+            _judge_authenticator,
         )
+        _checkpoint()
+        if denied is not None:
+            return denied
+        stage = WEBHOOK
+        answer = _stage(
+            hook,
+            {
+                "headers": headers,
+                "payload": payload or {},
+                "result": {"exit_code": 0, "message": None},
+            },
+            call,
+            _judge_webhook,
+        )
+        _checkpoint()
+        return answer
     except SnippetTimeout:
-        return _response("auth_failed", 403, _timeout_text(AUTHENTICATOR, context))
-    except Exception as exc:  # the snippet's own failure, reported to the caller
-        return _response(
-            "auth_failed", 403, "Authentication code error: %s" % _error_text(exc)
-        )
-    if not verdict.get("allowed"):
-        message = str(verdict.get("message", "Authentication not allowed"))
-        return _response("auth_failed", _denial_status(verdict.get("http_code")), message)
+        return _timed_out(stage, call)
 
+
+def _checkpoint():
+    # A Python call checks for a pending asynchronous exception: a timeout injected just
+    # before the snippet's leave() surfaces here, inside run_call, not after it.
+    pass
+
+
+def _stage(prepared, names, call, judge):
+    """Runs one snippet and judges its result: a response, or None to go on.
+
+    Everything the snippet's objects take part in (its run, reading its result, turning
+    its exception into text, dropping its globals) happens between enter() and leave(),
+    under the time limit.
+    """
+    if prepared.error is not None:
+        return _failure(prepared, prepared.error)
+    scope = _base(call.source).copy()
+    if call.odoo is not None:
+        scope.update(odoo_objects.provided(call.odoo, prepared.kind))
+    scope.update(names)
+    guard.set_current(call.guard)
     try:
-        result = _evaluate(hook, {"headers": headers, "payload": payload or {}})
-    except SnippetTimeout:
-        return _response("code_failed", 500, _timeout_text(WEBHOOK, context))
-    except Exception as exc:
-        return _response(
-            "code_failed", 500, "Webhook code execution error: %s" % _error_text(exc)
-        )
+        call.guard.enter(prepared.kind)
+        try:
+            if prepared.code is not None:
+                exec(prepared.code, scope)  # noqa: S102 - checked and rewritten in prepare
+            result = scope.get("result")
+            if not isinstance(result, dict):
+                raise UserError(NOT_A_DICT)
+            return judge(result, prepared)
+        except SnippetTimeout:
+            raise
+        except BaseException as exc:  # the snippet's own failure, reported to the caller
+            if _caused_by_timeout(exc):
+                raise SnippetTimeout() from None
+            return _failure(prepared, _error_text(exc))
+        finally:
+            scope.clear()
+    finally:
+        call.guard.leave()
+        guard.set_current(None)
+
+
+def _judge_authenticator(result, prepared):
+    if result.get("allowed"):
+        return None
+    message = str(result.get("message", "Authentication not allowed"))
+    return _render(AUTH_FAILED, _denial_status(result.get("http_code")), message, prepared)
+
+
+def _judge_webhook(result, prepared):
     if result.get("exit_code") != 0:
-        return _response("code_failed", 500, str(result.get("message")))
-    return _response("ok", 200, result.get("message") or "OK")
+        return _render(CODE_FAILED, 500, str(result.get("message")), prepared)
+    return _render(OK, 200, result.get("message") or "OK", prepared)
 
 
 def _denial_status(http_code):
@@ -174,11 +244,74 @@ def _denial_status(http_code):
     return 403
 
 
-def _timeout_text(kind, context):
-    seconds = (context or {}).get("timeout_seconds")
-    prefix = (
-        "Authentication code error"
-        if kind == AUTHENTICATOR
-        else "Webhook code execution error"
+def _render(outcome, status, message, prepared):
+    return response.render(
+        outcome, status, message, prepared.spoil, _settings["max_message_chars"]
     )
-    return "%s: execution timed out after %s s" % (prefix, seconds)
+
+
+def _failure(prepared, text):
+    outcome, status = _FAILED[prepared.kind]
+    return _render(outcome, status, _PREFIX[prepared.kind] + text, prepared)
+
+
+def _error_text(exc):
+    try:
+        if isinstance(exc, PASSTHROUGH):
+            return str(exc)
+        return repr(exc)
+    except Exception:  # an argument that cannot be shown (an Odoo stand-in...)
+        return "%s(<unprintable>)" % type(exc).__name__
+
+
+def _caused_by_timeout(exc):
+    # A timeout that reached an except clause and was replaced by another error (a
+    # NameError raised while matching, say) still means the snippet ran out of time.
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, SnippetTimeout):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _timed_out(stage, call):
+    seconds = call.timeout_seconds
+    if seconds is None:
+        seconds = _settings.get("timeout_seconds")
+    text = "%sexecution timed out after %s s" % (_PREFIX[stage], _seconds(seconds))
+    outcome, status = _FAILED[stage]
+    limit = _settings["max_message_chars"]
+    while True:
+        # A second injection may still be pending (re-injected just before leave()):
+        # let it surface here rather than out of run_call.
+        try:
+            _checkpoint()
+            return response.render(outcome, status, text, (), limit)
+        except SnippetTimeout:
+            continue
+
+
+def _seconds(seconds):
+    if seconds is None:
+        return "?"
+    if float(seconds).is_integer():
+        return str(int(seconds))
+    return repr(float(seconds))
+
+
+def _install_unraisable_filter():
+    # A generator of a snippet finalized outside its run is stopped by SnippetTimeout
+    # (guard.check); Python reports such errors as "Exception ignored", which is noise here.
+    previous = sys.unraisablehook
+    if getattr(previous, "towerhook", False):
+        return
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, SnippetTimeout):
+            return
+        previous(unraisable)
+
+    hook.towerhook = True
+    sys.unraisablehook = hook

@@ -1,7 +1,8 @@
 """Odoo base models reached over RPC: partners, countries, users, groups, ir.*."""
 import fields as F
 from errors import AccessError
-from orm import BaseModel, model, since, until
+import orm as api
+from orm import BaseModel
 
 
 class ModuleCategory(BaseModel):
@@ -186,7 +187,7 @@ class Users(BaseModel):
         self.ensure_one()
         return self.env.user_has_group(group_ext_id, uid=self.id)
 
-    @model
+    @api.model
     def context_get(self):
         user = self.env.sudo()["res.users"].browse(self.env.uid)
         return {"lang": user._get(user.id, "lang") or "en_US",
@@ -265,7 +266,7 @@ class IrModelData(BaseModel):
                     return row["model"], row["res_id"]
         return None
 
-    @model
+    @api.model
     def check_object_reference(self, module, xml_id, raise_on_access_error=False):
         found = self._xmlid_lookup(f"{module}.{xml_id}")
         if found is None:
@@ -289,7 +290,7 @@ class ConfigParameter(BaseModel):
     key = F.Char(string="Key", required=True)
     value = F.Text(string="Value", required=True)
 
-    @model
+    @api.model
     def get_param(self, key, default=False):
         self._check_access("read")
         for row in self._table().values():
@@ -297,7 +298,7 @@ class ConfigParameter(BaseModel):
                 return row.get("value") or default
         return default
 
-    @model
+    @api.model
     def set_param(self, key, value):
         self._check_access("read")
         found = [rid for rid, row in self._table().items() if row.get("key") == key]
@@ -316,5 +317,3 @@ class ConfigParameter(BaseModel):
 MODELS = [ModuleCategory, Country, Partner, Groups, Users, IrModel, IrModelAccess,
           IrModelData, ConfigParameter]
 
-# keep the decorators referenced for readers grepping for version gates
-_ = (since, until)

@@ -921,6 +921,9 @@ class BaseModel:
     def _post_write(self, vals):
         """Hook after write."""
 
+    def _pre_unlink(self):
+        """Hook before the rows are deleted (e.g. vault entries of secrets)."""
+
     def _validate(self, fnames):
         """Python constraints, then UNIQUE constraints (Odoo flushes after _validate)."""
         for method, watched in self._constraints:
@@ -1020,6 +1023,7 @@ class BaseModel:
                     for rid in refs:
                         if rid in db.tables[model_cls._name]:
                             db.update(model_cls._name, rid, {fname: None})
+        self.browse(sorted(ids))._pre_unlink()
         db.m2m_purge(self._name, ids)
         xmlids = db.tables["ir.model.data"]
         for data_id, row in list(xmlids.items()):

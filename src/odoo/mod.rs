@@ -1,0 +1,12 @@
+//! The Odoo external API: one client, three transports (JSON-RPC, XML-RPC, JSON-2).
+
+mod client;
+mod error;
+mod json2;
+mod jsonrpc;
+mod transport;
+mod xmlrpc;
+
+pub use client::{ClientSettings, OdooClient, ServerVersion};
+pub use error::{ErrorKind, OdooError, ServerError};
+pub use transport::{Call, Credentials, Protocol, Session, Transport};

@@ -1,0 +1,210 @@
+//! What every transport offers, and the HTTP plumbing they share.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use super::error::{OdooError, excerpt};
+
+/// How towerhook talks to Odoo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// JSON-2 on Odoo 19 and later, JSON-RPC before.
+    Auto,
+    /// `/jsonrpc` (Odoo 8–19).
+    JsonRpc,
+    /// `/xmlrpc/2/common` and `/xmlrpc/2/object`.
+    XmlRpc,
+    /// `/json/2/<model>/<method>` with a bearer API key (Odoo 19+).
+    Json2,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Auto => "auto",
+            Protocol::JsonRpc => "jsonrpc",
+            Protocol::XmlRpc => "xmlrpc",
+            Protocol::Json2 => "json2",
+        }
+    }
+}
+
+/// Who logs in.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub database: String,
+    pub login: String,
+    /// API key (or password).
+    pub secret: String,
+}
+
+/// A logged-in user: every call carries it, the API being stateless.
+#[derive(Clone)]
+pub struct Session {
+    pub database: String,
+    pub uid: i64,
+    pub login: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("database", &self.database)
+            .field("uid", &self.uid)
+            .field("login", &self.login)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One ORM method call. `ids` set means a record method called on those records.
+#[derive(Debug, Clone, Default)]
+pub struct Call {
+    pub model: String,
+    pub method: String,
+    pub ids: Option<Vec<i64>>,
+    pub args: Vec<Value>,
+    pub kwargs: Map<String, Value>,
+}
+
+impl Call {
+    pub fn model(model: &str, method: &str) -> Self {
+        Self {
+            model: model.to_string(),
+            method: method.to_string(),
+            ..Self::default()
+        }
+    }
+
+    pub fn on(model: &str, method: &str, ids: Vec<i64>) -> Self {
+        Self {
+            ids: Some(ids),
+            ..Self::model(model, method)
+        }
+    }
+
+    pub fn arg(mut self, value: Value) -> Self {
+        self.args.push(value);
+        self
+    }
+
+    pub fn kwarg(mut self, name: &str, value: Value) -> Self {
+        self.kwargs.insert(name.to_string(), value);
+        self
+    }
+
+    /// `execute_kw`'s positional arguments: the ids first for record methods.
+    pub(crate) fn positional(&self) -> Vec<Value> {
+        let mut args = Vec::with_capacity(self.args.len() + 1);
+        if let Some(ids) = &self.ids {
+            args.push(Value::from(ids.clone()));
+        }
+        args.extend(self.args.iter().cloned());
+        args
+    }
+}
+
+#[async_trait]
+pub trait Transport: Send + Sync {
+    fn protocol(&self) -> Protocol;
+
+    /// `common.version()`'s answer.
+    async fn version(&self) -> Result<Value, OdooError>;
+
+    /// The uid for these credentials, `None` when Odoo refuses them.
+    async fn authenticate(&self, credentials: &Credentials) -> Result<Option<i64>, OdooError>;
+
+    async fn execute(&self, session: &Session, call: &Call) -> Result<Value, OdooError>;
+}
+
+/// One HTTP client per Odoo, with the call timeout on every request.
+#[derive(Clone)]
+pub(crate) struct Http {
+    client: reqwest::Client,
+    pub base: String,
+}
+
+impl Http {
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, OdooError> {
+        // reqwest is built without a default TLS provider: pick ring once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("towerhook/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| OdooError::Unreachable {
+                url: url.to_string(),
+                reason: format!("cannot build the HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            client,
+            base: url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends and returns (status, body); only failures to get an answer are errors here.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<(u16, String), OdooError> {
+        let unreachable = |e: reqwest::Error| OdooError::Unreachable {
+            url: self.url(path),
+            reason: describe_reqwest(&e),
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(unreachable)?;
+        Ok((status, body))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn status_error(&self, path: &str, status: u16, body: &str) -> OdooError {
+        OdooError::Status {
+            url: self.url(path),
+            status,
+            excerpt: excerpt(body),
+        }
+    }
+
+    pub fn protocol_error(&self, path: &str, reason: impl Into<String>) -> OdooError {
+        OdooError::Protocol {
+            url: self.url(path),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// reqwest's Display hides the cause ("error sending request"); show the chain.
+fn describe_reqwest(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_string()
+    } else if error.is_connect() {
+        "connection failed".to_string()
+    } else {
+        error.to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

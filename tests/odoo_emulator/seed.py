@@ -1,0 +1,261 @@
+"""Initial data of a fresh emulated database, and the JSON fixture loader.
+
+Seeded users (ids fixed so tests can rely on them):
+  1 __system__  superuser, inactive: cannot log in (as in Odoo)
+  2 admin       password "admin", API key ADMIN_API_KEY; Settings + Cetmix Tower Root
+  3 public      inactive public user
+  4 towerhook   password "towerhook", API key TOWERHOOK_API_KEY; Cetmix Tower Root
+  5 demo        password "demo", API key DEMO_API_KEY; Internal User only
+"""
+
+ADMIN_API_KEY = "96c63236899f8fe29ca4fd5ffd531da18ec448c7"
+TOWERHOOK_API_KEY = "91db4ffea7166b07c5c01632641177b656b5f15e"
+DEMO_API_KEY = "9817cbaa1888272565e5009be512ac7e0cffd8e0"
+
+ADMIN_UID, PUBLIC_UID, TOWERHOOK_UID, DEMO_UID = 2, 3, 4, 5
+
+CATEGORIES = [
+    # xmlid, name
+    ("base.module_category_user_type", "User types"),
+    ("base.module_category_administration", "Administration"),
+    ("cetmix_tower_base.module_category_cetmix_tower", "Cetmix Tower"),
+]
+
+GROUPS = [
+    # id, xmlid, name, category xmlid, implied xmlids
+    (1, "base.group_user", "Internal User", "base.module_category_user_type", []),
+    (2, "base.group_erp_manager", "Access Rights", "base.module_category_administration",
+     ["base.group_user"]),
+    (3, "base.group_system", "Settings", "base.module_category_administration",
+     ["base.group_erp_manager"]),
+    (4, "base.group_public", "Public", "base.module_category_user_type", []),
+    (5, "cetmix_tower_base.group_user", "User", "cetmix_tower_base.module_category_cetmix_tower",
+     ["base.group_user"]),
+    (6, "cetmix_tower_base.group_manager", "Manager",
+     "cetmix_tower_base.module_category_cetmix_tower", ["cetmix_tower_base.group_user"]),
+    (7, "cetmix_tower_base.group_root", "Root", "cetmix_tower_base.module_category_cetmix_tower",
+     ["cetmix_tower_base.group_manager"]),
+]
+
+PARTNERS = [
+    (1, "base.main_partner", "YourCompany", True),
+    (2, "base.partner_root", "OdooBot", False),
+    (3, "base.partner_admin", "Mitchell Admin", False),
+    (4, "base.public_partner", "Public user", False),
+    (5, "__emulator__.partner_towerhook", "Towerhook Service", False),
+    (6, "base.partner_demo", "Marc Demo", False),
+]
+
+USERS = [
+    # id, xmlid, login, partner id, active, password, api key, group xmlids
+    (1, "base.user_root", "__system__", 2, False, None, None, ["base.group_system"]),
+    (ADMIN_UID, "base.user_admin", "admin", 3, True, "admin", ADMIN_API_KEY,
+     ["base.group_system", "cetmix_tower_base.group_root"]),
+    (PUBLIC_UID, "base.public_user", "public", 4, False, None, None, ["base.group_public"]),
+    (TOWERHOOK_UID, "__emulator__.user_towerhook", "towerhook", 5, True, "towerhook",
+     TOWERHOOK_API_KEY, ["cetmix_tower_base.group_root"]),
+    (DEMO_UID, "base.user_demo", "demo", 6, True, "demo", DEMO_API_KEY, ["base.group_user"]),
+]
+
+COUNTRIES = [("BE", "Belgium"), ("DE", "Germany"), ("FR", "France"), ("GB", "United Kingdom"),
+             ("NL", "Netherlands"), ("US", "United States"), ("UA", "Ukraine"),
+             ("ES", "Spain"), ("IT", "Italy"), ("CH", "Switzerland")]
+
+# Stock access rules: (xmlid, model, group xmlid or None, read, write, create, unlink)
+ACCESS = [
+    ("base.access_ir_module_category_group_user", "ir.module.category", "base.group_user",
+     1, 0, 0, 0),
+    ("base.access_ir_module_category_group_system", "ir.module.category", "base.group_system",
+     1, 1, 1, 1),
+    ("base.access_res_country_all", "res.country", None, 1, 0, 0, 0),
+    ("base.access_res_country_group_system", "res.country", "base.group_system", 1, 1, 1, 1),
+    ("base.access_res_partner_group_user", "res.partner", "base.group_user", 1, 1, 1, 0),
+    ("base.access_res_partner_group_system", "res.partner", "base.group_system", 1, 1, 1, 1),
+    ("base.access_res_users_group_user", "res.users", "base.group_user", 1, 0, 0, 0),
+    ("base.access_res_users_group_erp_manager", "res.users", "base.group_erp_manager",
+     1, 1, 1, 1),
+    ("base.access_res_groups_group_user", "res.groups", "base.group_user", 1, 0, 0, 0),
+    ("base.access_res_groups_group_erp_manager", "res.groups", "base.group_erp_manager",
+     1, 1, 1, 1),
+    ("base.access_ir_model_group_user", "ir.model", "base.group_user", 1, 0, 0, 0),
+    ("base.access_ir_model_group_system", "ir.model", "base.group_system", 1, 1, 1, 1),
+    ("base.access_ir_model_access_group_user", "ir.model.access", "base.group_user",
+     1, 0, 0, 0),
+    ("base.access_ir_model_access_group_system", "ir.model.access", "base.group_system",
+     1, 1, 1, 1),
+    ("base.access_ir_model_data_group_user", "ir.model.data", "base.group_user", 1, 0, 0, 0),
+    ("base.access_ir_model_data_group_system", "ir.model.data", "base.group_system",
+     1, 1, 1, 1),
+    ("base.access_ir_config_parameter_system", "ir.config_parameter", "base.group_system",
+     1, 1, 1, 1),
+    # cetmix_tower_webhook/security/ir.model.access.csv: logs are read-only even for Root
+    ("cetmix_tower_webhook.access_cx_tower_webhook", "cx.tower.webhook",
+     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+    ("cetmix_tower_webhook.access_cx_tower_webhook_authenticator",
+     "cx.tower.webhook.authenticator", "cetmix_tower_base.group_root", 1, 1, 1, 1),
+    ("cetmix_tower_webhook.access_cx_tower_webhook_log", "cx.tower.webhook.log",
+     "cetmix_tower_base.group_root", 1, 0, 0, 0),
+    # the vault's only rule grants nothing: AccessError for everyone (facts §6.2)
+    ("cetmix_tower_base.access_cx_tower_vault", "cx.tower.vault",
+     "cetmix_tower_base.group_root", 0, 0, 0, 0),
+    ("cetmix_tower_server.access_cx_tower_key_root", "cx.tower.key",
+     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+    ("cetmix_tower_server.access_cx_tower_key_value_root", "cx.tower.key.value",
+     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+    ("cetmix_tower_server.access_cx_tower_variable_user", "cx.tower.variable",
+     "cetmix_tower_base.group_user", 1, 0, 0, 0),
+    ("cetmix_tower_server.access_cx_tower_variable_root", "cx.tower.variable",
+     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+    ("cetmix_tower_server.access_cx_tower_variable_value_user", "cx.tower.variable.value",
+     "cetmix_tower_base.group_user", 1, 0, 0, 0),
+    ("cetmix_tower_server.access_cx_tower_variable_value_root", "cx.tower.variable.value",
+     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+    ("cetmix_tower_server.access_cx_tower_server_user", "cx.tower.server",
+     "cetmix_tower_base.group_user", 1, 0, 0, 0),
+    ("cetmix_tower_server.access_cx_tower_server_root", "cx.tower.server",
+     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+    ("cetmix_tower_server.access_cx_tower_command_user", "cx.tower.command",
+     "cetmix_tower_base.group_user", 1, 0, 0, 0),
+    ("cetmix_tower_server.access_cx_tower_command_root", "cx.tower.command",
+     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+    ("cetmix_tower_server.access_cx_tower_plan_user", "cx.tower.plan",
+     "cetmix_tower_base.group_user", 1, 0, 0, 0),
+    ("cetmix_tower_server.access_cx_tower_plan_root", "cx.tower.plan",
+     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+    ("cetmix_tower_server.access_cx_tower_plan_log_user", "cx.tower.plan.log",
+     "cetmix_tower_base.group_user", 1, 0, 0, 0),
+    ("cetmix_tower_server.access_cx_tower_plan_log_root", "cx.tower.plan.log",
+     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+]
+
+CONFIG_PARAMETERS = {
+    "web.base.url": "http://localhost:8069",
+    "database.uuid": "6f1c6a46-5d0b-11ef-9c5d-0242ac120002",
+    "cetmix_tower_webhook.webhook_log_duration": "30",
+}
+
+
+def add_xmlid(env, xmlid, model_name, res_id):
+    module, name = xmlid.split(".", 1)
+    env["ir.model.data"]._create([{"module": module, "name": name, "model": model_name,
+                                   "res_id": res_id, "noupdate": True}])
+
+
+def seed(db):
+    """Fill a fresh Database with the stock records. Runs as the superuser."""
+    env = db.env()
+    with db.transaction():
+        for model_name, cls in sorted(db.registry.items()):
+            mid = env["ir.model"]._create([{"name": cls._description or model_name,
+                                            "model": model_name, "state": "base",
+                                            "modules": cls._module}])[0]
+            add_xmlid(env, f"{cls._module}.model_{model_name.replace('.', '_')}",
+                      "ir.model", mid)
+        for xmlid, name in CATEGORIES:
+            add_xmlid(env, xmlid, "ir.module.category",
+                      env["ir.module.category"]._create([{"name": name}])[0])
+        groups = env["res.groups"]
+        for gid, xmlid, name, category, _implied in GROUPS:
+            groups._create([{"name": name, "category_id": env.ref(category).id}], [gid])
+            add_xmlid(env, xmlid, "res.groups", gid)
+        for gid, _xmlid, _name, _category, implied in GROUPS:
+            groups.browse(gid)._write({"implied_ids": [env.ref(x).id for x in implied]})
+        for pid, xmlid, name, is_company in PARTNERS:
+            # demo data: the admin and demo contacts belong to the company
+            env["res.partner"]._create([{"name": name, "is_company": is_company,
+                                         "parent_id": 1 if pid in (3, 6) else False}], [pid])
+            add_xmlid(env, xmlid, "res.partner", pid)
+        users = env["res.users"]
+        groups_field = users._groups_field(db.major)
+        for uid, xmlid, login, pid, active, password, key, group_xmlids in USERS:
+            vals = {"login": login, "name": env["res.partner"]._get(pid, "name"),
+                    "partner_id": pid, "active": active,
+                    groups_field: [env.ref(x).id for x in group_xmlids]}
+            if password:
+                vals["password"] = password
+            users._create([vals], [uid])
+            add_xmlid(env, xmlid, "res.users", uid)
+            if key:
+                db.api_keys[key] = uid
+        if db.major <= 17:
+            # before cetmix_tower_base existed, the groups lived in cetmix_tower_server
+            for suffix in ("group_user", "group_manager", "group_root"):
+                add_xmlid(env, f"cetmix_tower_server.{suffix}", "res.groups",
+                          env.ref(f"cetmix_tower_base.{suffix}").id)
+        for code, name in COUNTRIES:
+            cid = env["res.country"]._create([{"name": name, "code": code}])[0]
+            add_xmlid(env, f"base.{code.lower()}", "res.country", cid)
+        model_ids = {row["model"]: rid for rid, row in db.tables["ir.model"].items()}
+        for xmlid, model_name, group, read, write, create, unlink in ACCESS:
+            rid = env["ir.model.access"]._create([{
+                "name": xmlid.split(".", 1)[1], "model_id": model_ids[model_name],
+                "group_id": env.ref(group).id if group else False,
+                "perm_read": read, "perm_write": write, "perm_create": create,
+                "perm_unlink": unlink}])[0]
+            add_xmlid(env, xmlid, "ir.model.access", rid)
+        for key, value in CONFIG_PARAMETERS.items():
+            env["ir.config_parameter"]._create([{"key": key, "value": value}])
+
+
+# ---------------------------------------------------------------------------------------
+# fixtures
+# ---------------------------------------------------------------------------------------
+
+
+def resolve(env, value):
+    """Fixture values may name records by external id: {"ref": "module.name"}."""
+    if isinstance(value, dict) and set(value) == {"ref"}:
+        record = env.ref(value["ref"])
+        return record.id
+    if isinstance(value, list):
+        return [resolve(env, item) if not isinstance(item, list) else
+                [resolve(env, sub) for sub in item] for item in value]
+    return value
+
+
+def load_fixture(db, fixture):
+    """Load a fixture (see README) as the superuser, in one transaction.
+
+    Returns {"ids": [[model, id], ...], "xmlids": {xmlid: id}}.
+    """
+    env = db.env()
+    created, xmlids = [], {}
+    with db.transaction():
+        for key, value in (fixture.get("config_parameters") or {}).items():
+            env["ir.config_parameter"].set_param(key, value)
+        for user in fixture.get("users") or []:
+            uid = create_user(db, **user)
+            created.append(["res.users", uid])
+            if user.get("xmlid"):
+                xmlids[user["xmlid"]] = uid
+        for record in fixture.get("records") or []:
+            model_name = record["model"]
+            values = {k: resolve(env, v) for k, v in (record.get("values") or {}).items()}
+            wanted = [record["id"]] if record.get("id") else None
+            rec_id = env[model_name]._create([values], wanted)[0]
+            created.append([model_name, rec_id])
+            if record.get("xmlid"):
+                add_xmlid(env, record["xmlid"], model_name, rec_id)
+                xmlids[record["xmlid"]] = rec_id
+    return {"ids": created, "xmlids": xmlids}
+
+
+def create_user(db, login, name=None, password=None, api_keys=(), groups=("base.group_user",),
+                active=True, xmlid=None, id=None, values=None):
+    """Create a user with credentials; `groups` are external ids."""
+    env = db.env()
+    with db.transaction():
+        users = env["res.users"]
+        vals = {"login": login, "name": name or login, "active": active,
+                users._groups_field(db.major): [env.ref(g).id for g in groups]}
+        if password:
+            vals["password"] = password
+        vals.update(values or {})
+        uid = users._create([vals], [id] if id else None)[0]
+        for key in api_keys or ():
+            db.api_keys[key] = uid
+        if xmlid:
+            add_xmlid(env, xmlid, "res.users", uid)
+    return uid
+
+
