@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
@@ -103,7 +104,9 @@ fn check(settings: &Settings) -> ExitCode {
                 "definitions: YAML directory {}",
                 settings.yaml_dir.display()
             );
-            match yaml::load_dir(&settings.yaml_dir) {
+            let loaded = crate::startup::local_secrets(settings)
+                .and_then(|secrets| yaml::load_dir(&settings.yaml_dir, Arc::new(secrets)));
+            match loaded {
                 Ok(loaded) => {
                     let registry = &loaded.registry;
                     let active = registry.webhooks().iter().filter(|w| w.active).count();

@@ -14,7 +14,11 @@ use serde::{Deserialize, Deserializer};
 pub const ENV_PREFIX: &str = "TOWERHOOK_";
 /// Variables with the prefix that are not settings: the config file path and the test
 /// harness' own knobs.
-const ENV_NOT_SETTINGS: &[&str] = &["TOWERHOOK_CONFIG", "TOWERHOOK_TEST_"];
+const ENV_NOT_SETTINGS: &[&str] = &[
+    "TOWERHOOK_CONFIG",
+    "TOWERHOOK_TEST_",
+    crate::secrets::ENV_PREFIX,
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,6 +67,9 @@ pub struct Settings {
     pub source: SourceKind,
     /// Directory of YAML files for `source = "yaml"`.
     pub yaml_dir: PathBuf,
+    /// YAML mapping `reference: value` of secret values for the YAML source (kept apart
+    /// from the definitions); `TOWERHOOK_SECRET_<reference>` variables add to it.
+    pub secrets_file: Option<PathBuf>,
 
     /// Where call logs go.
     pub log_sink: SinkKind,
@@ -100,6 +107,7 @@ impl Default for Settings {
             body_timeout_secs: 30,
             source: SourceKind::Yaml,
             yaml_dir: repo.join("demo/webhooks"),
+            secrets_file: None,
             log_sink: SinkKind::Local,
             data_dir: PathBuf::from("data"),
             retention_days: 30,

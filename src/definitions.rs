@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::ip_rules::IpList;
-use crate::python::{Snippet, SnippetKind};
+use crate::python::Snippet;
 use crate::request::HttpMethod;
 
 /// The superuser the module runs webhook code as unless "Run as User" says otherwise.
@@ -38,26 +38,6 @@ pub struct Authenticator {
     pub code: Snippet,
     pub allowed_ips: IpList,
     pub trusted_proxies: IpList,
-}
-
-impl Authenticator {
-    pub fn new(
-        id: Option<i64>,
-        reference: String,
-        name: String,
-        code: &str,
-        allowed_ip_addresses: &str,
-        trusted_proxy_ips: &str,
-    ) -> Self {
-        Self {
-            id,
-            reference,
-            name,
-            code: Snippet::new(SnippetKind::Authenticator, code),
-            allowed_ips: IpList::parse(allowed_ip_addresses),
-            trusted_proxies: IpList::parse(trusted_proxy_ips),
-        }
-    }
 }
 
 #[derive(Debug)]

@@ -13,5 +13,6 @@ pub mod python;
 pub mod registry;
 pub mod request;
 pub mod routes;
+pub mod secrets;
 pub mod source;
 pub mod startup;

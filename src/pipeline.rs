@@ -15,8 +15,9 @@ use crate::log_record::{AuthenticationStatus, CodeStatus, LogRecord, timestamp_n
 use crate::log_store::LogStore;
 use crate::payload;
 use crate::python::{CallJob, Engine, EngineError, Outcome};
-use crate::registry::RegistryHandle;
+use crate::registry::{Registry, RegistryHandle};
 use crate::request::{IncomingCall, RequestHeaders};
+use crate::secrets::Masker;
 
 /// What replaces a redacted header's value in stored logs.
 pub const REDACTED: &str = "[redacted]";
@@ -88,7 +89,13 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
         mimetype.as_deref(),
         &body,
     );
-    let mut record = new_record(services, &call, webhook.as_deref(), Some(&payload));
+    let mut record = new_record(
+        services,
+        &registry,
+        &call,
+        webhook.as_deref(),
+        Some(&payload),
+    );
 
     let Some(webhook) = webhook else {
         return failure(record, 404, "Webhook not found", None);
@@ -166,7 +173,13 @@ const RETRY_AFTER_SECS: u32 = 1;
 pub fn reject(services: &Services, call: IncomingCall, rejection: &BodyRejection) -> CallOutcome {
     let registry = services.registry.current();
     let webhook = registry.find(&call.endpoint, call.method);
-    let record = new_record(services, &call, webhook.map(|w| w.as_ref()), None);
+    let record = new_record(
+        services,
+        &registry,
+        &call,
+        webhook.map(|w| w.as_ref()),
+        None,
+    );
     let (status, message) = match rejection {
         BodyRejection::TooLarge { limit } => {
             (413, format!("Request body too large (limit {limit} bytes)"))
@@ -185,6 +198,7 @@ pub fn reject(services: &Services, call: IncomingCall, rejection: &BodyRejection
 /// the module's values for every early exit.
 fn new_record(
     services: &Services,
+    registry: &Registry,
     call: &IncomingCall,
     webhook: Option<&Webhook>,
     payload: Option<&Value>,
@@ -197,11 +211,16 @@ fn new_record(
         authenticator_id: webhook.and_then(|w| w.authenticator.id),
         authenticator_reference: webhook.map(|w| w.authenticator.reference.clone()),
         request_method: call.method,
-        request_headers: headers_json(&call.headers, &services.redacted_headers),
+        request_headers: headers_json(&call.headers, &services.redacted_headers, registry.masker()),
         request_payload: match payload {
             None => Some("{}".to_string()),
             Some(Value::Null) => None,
-            Some(value) => Some(value.to_string()),
+            Some(value) if registry.masker().is_empty() => Some(value.to_string()),
+            Some(value) => {
+                let mut masked = value.clone();
+                registry.masker().mask_json(&mut masked);
+                Some(masked.to_string())
+            }
         },
         authentication_status: AuthenticationStatus::Failed,
         code_status: CodeStatus::Skipped,
@@ -235,16 +254,16 @@ fn message_body(message_json: &str) -> String {
     format!("{{\"message\": {message_json}}}")
 }
 
-fn headers_json(headers: &RequestHeaders, redacted: &HashSet<String>) -> String {
+fn headers_json(headers: &RequestHeaders, redacted: &HashSet<String>, masker: &Masker) -> String {
     let map: Map<String, Value> = headers
         .iter()
         .map(|(name, value)| {
             let value = if redacted.contains(&name.to_ascii_lowercase()) {
-                REDACTED
+                REDACTED.to_string()
             } else {
-                value
+                masker.mask_text(value).unwrap_or_else(|| value.to_string())
             };
-            (name.to_string(), Value::String(value.to_string()))
+            (name.to_string(), Value::String(value))
         })
         .collect();
     Value::Object(map).to_string()

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::definitions::{Authenticator, Webhook};
+use crate::python::SecretValues;
 use crate::request::HttpMethod;
+use crate::secrets::Masker;
 
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -15,11 +17,16 @@ pub struct Registry {
     post_routes: HashMap<String, Arc<Webhook>>,
     webhooks: Vec<Arc<Webhook>>,
     authenticators: Vec<Arc<Authenticator>>,
+    masker: Masker,
 }
 
 impl Registry {
     /// Inactive webhooks are kept (for `check` and export) but never routed.
-    pub fn new(webhooks: Vec<Arc<Webhook>>, authenticators: Vec<Arc<Authenticator>>) -> Self {
+    pub fn new(
+        webhooks: Vec<Arc<Webhook>>,
+        authenticators: Vec<Arc<Authenticator>>,
+        secrets: &SecretValues,
+    ) -> Self {
         let mut get_routes = HashMap::new();
         let mut post_routes = HashMap::new();
         for webhook in webhooks.iter().filter(|w| w.active) {
@@ -34,7 +41,13 @@ impl Registry {
             post_routes,
             webhooks,
             authenticators,
+            masker: Masker::new(secrets),
         }
+    }
+
+    /// Masks the secret values of these definitions in stored logs.
+    pub fn masker(&self) -> &Masker {
+        &self.masker
     }
 
     /// The active webhook for (endpoint, method): exact, case-sensitive match.

@@ -13,7 +13,7 @@ use crate::pipeline::Services;
 use crate::python::{Engine, EngineSettings, InterpreterSettings};
 use crate::registry::{Registry, RegistryHandle};
 use crate::routes;
-use crate::source::{LoadError, yaml};
+use crate::source::{LoadError, Problem, yaml};
 
 /// Recursion limit of the embedded interpreter (the CPython default).
 const RECURSION_LIMIT: u32 = 1000;
@@ -140,11 +140,31 @@ pub fn engine_settings(settings: &Settings) -> EngineSettings {
 pub fn load_definitions(settings: &Settings) -> Result<Registry, LoadError> {
     match settings.source {
         SourceKind::Yaml => {
-            let loaded = yaml::load_dir(&settings.yaml_dir)?;
+            let loaded = yaml::load_dir(&settings.yaml_dir, Arc::new(local_secrets(settings)?))?;
             for warning in &loaded.warnings {
                 log::warn!("{warning}");
             }
             Ok(loaded.registry)
         }
     }
+}
+
+/// Secret values for the YAML source: the secrets file and `TOWERHOOK_SECRET_*` variables.
+pub fn local_secrets(settings: &Settings) -> Result<crate::python::SecretValues, LoadError> {
+    crate::secrets::load_local(
+        settings.secrets_file.as_deref(),
+        &settings.yaml_dir,
+        std::env::vars(),
+    )
+    .map_err(|message| {
+        LoadError(vec![Problem {
+            file: settings
+                .secrets_file
+                .clone()
+                .unwrap_or_else(|| settings.yaml_dir.clone()),
+            record: None,
+            field: None,
+            message,
+        }])
+    })
 }

@@ -16,6 +16,7 @@ use crate::definitions::{
     Authenticator, ContentType, ENDPOINT_RULE, SUPERUSER_ID, Webhook, is_valid_endpoint,
 };
 use crate::ip_rules::IpList;
+use crate::python::{SecretValues, Snippet, SnippetKind};
 use crate::registry::Registry;
 use crate::request::HttpMethod;
 
@@ -56,8 +57,12 @@ pub struct YamlLoad {
     pub warnings: Vec<Problem>,
 }
 
-pub fn load_dir(dir: &Path) -> Result<YamlLoad, LoadError> {
-    let mut reader = Reader::default();
+/// Loads every file under `dir`; snippets get `secrets` for their placeholders.
+pub fn load_dir(dir: &Path, secrets: Arc<SecretValues>) -> Result<YamlLoad, LoadError> {
+    let mut reader = Reader {
+        secrets,
+        ..Reader::default()
+    };
     match yaml_files(dir) {
         Ok(files) => {
             if files.is_empty() {
@@ -134,6 +139,7 @@ struct WebhookDraft {
 
 #[derive(Default)]
 struct Reader {
+    secrets: Arc<SecretValues>,
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
     authenticators: Vec<(AuthenticatorDraft, Origin)>,
@@ -406,7 +412,7 @@ impl Reader {
             authenticators.into_values().collect();
         all_authenticators.sort_by(|a, b| a.reference.cmp(&b.reference));
         Ok(YamlLoad {
-            registry: Registry::new(webhooks, all_authenticators),
+            registry: Registry::new(webhooks, all_authenticators, &self.secrets),
             warnings: self.warnings,
         })
     }
@@ -439,14 +445,18 @@ impl Reader {
         }
         seen.into_iter()
             .map(|(reference, (d, _))| {
-                let authenticator = Authenticator::new(
-                    None,
-                    d.reference,
-                    d.name,
-                    &d.code,
-                    &d.allowed_ip_addresses,
-                    &d.trusted_proxy_ips,
-                );
+                let authenticator = Authenticator {
+                    id: None,
+                    code: Snippet::with_secrets(
+                        SnippetKind::Authenticator,
+                        &d.code,
+                        Arc::clone(&self.secrets),
+                    ),
+                    reference: d.reference,
+                    name: d.name,
+                    allowed_ips: IpList::parse(&d.allowed_ip_addresses),
+                    trusted_proxies: IpList::parse(&d.trusted_proxy_ips),
+                };
                 (reference, Arc::new(authenticator))
             })
             .collect()
@@ -496,7 +506,11 @@ impl Reader {
                 method: draft.method,
                 content_type: draft.content_type,
                 user_id: draft.user_id,
-                code: crate::python::Snippet::new(crate::python::SnippetKind::Webhook, &draft.code),
+                code: Snippet::with_secrets(
+                    SnippetKind::Webhook,
+                    &draft.code,
+                    Arc::clone(&self.secrets),
+                ),
             }));
         }
         webhooks
@@ -752,7 +766,7 @@ records:
     fn reads_the_module_export_format() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "webhook_selected.yaml", EXPORT);
-        let loaded = load_dir(dir.path()).unwrap();
+        let loaded = load_dir(dir.path(), Arc::default()).unwrap();
         let registry = loaded.registry;
         assert_eq!(registry.webhooks().len(), 2);
         assert_eq!(registry.authenticators().len(), 1);
@@ -778,7 +792,7 @@ records:
             "hook.yaml",
             "cetmix_tower_model: webhook\nreference: a\nname: A\nauthenticator_id: open\nendpoint: a\ncode: pass\nuser_id: 7\n",
         );
-        let registry = load_dir(dir.path()).unwrap().registry;
+        let registry = load_dir(dir.path(), Arc::default()).unwrap().registry;
         let hook = registry.find("a", HttpMethod::Post).unwrap();
         assert_eq!(hook.user_id, 7);
     }
@@ -816,7 +830,7 @@ records:
 "#,
         );
         write(dir.path(), "broken.yaml", "records: [\n");
-        let err = load_dir(dir.path()).unwrap_err();
+        let err = load_dir(dir.path(), Arc::default()).unwrap_err();
         let text = err.to_string();
         for expected in [
             "bad.yaml: record 1 (webhook_authenticator \"picky\"), field `allowed_ip_addresses`: Invalid allowed IP/CIDR entry: not-an-ip",
@@ -843,7 +857,9 @@ records:
 - {cetmix_tower_model: webhook, reference: z, name: Z, authenticator_id: a, endpoint: e, method: get, code: pass}
 "#,
         );
-        let text = load_dir(dir.path()).unwrap_err().to_string();
+        let text = load_dir(dir.path(), Arc::default())
+            .unwrap_err()
+            .to_string();
         assert!(text.contains("record 3 (webhook \"y\")"), "{text}");
         assert!(
             text.contains("Endpoint and method must be unique!"),
@@ -863,7 +879,7 @@ records:
 - {cetmix_tower_model: webhook, reference: z, name: Z, authenticator_id: n, endpoint: z, code: pass, active: Yes}
 "#,
         );
-        let registry = load_dir(dir.path()).unwrap().registry;
+        let registry = load_dir(dir.path(), Arc::default()).unwrap().registry;
         let off = &registry.webhooks()[0];
         assert_eq!((off.reference.as_str(), off.name.as_str()), ("y", "on"));
         assert_eq!(off.endpoint, "2024");
@@ -880,13 +896,15 @@ records:
             "v2.yaml",
             "cetmix_tower_yaml_version: 2\nrecords: []\n",
         );
-        let text = load_dir(dir.path()).unwrap_err().to_string();
+        let text = load_dir(dir.path(), Arc::default())
+            .unwrap_err()
+            .to_string();
         assert!(text.contains("2 > 1"), "{text}");
     }
 
     #[test]
     fn missing_directory_is_an_error() {
-        let text = load_dir(Path::new("/nonexistent/towerhook"))
+        let text = load_dir(Path::new("/nonexistent/towerhook"), Arc::default())
             .unwrap_err()
             .to_string();
         assert!(text.contains("cannot read definitions directory"), "{text}");

@@ -1,0 +1,210 @@
+//! Secret values for `#!cxtower.secret.REF!#` placeholders, and their masking in stored logs.
+//!
+//! The sandbox substitutes the placeholders a snippet uses (and masks those values in the
+//! messages it returns); towerhook hands it every known value. With the YAML source the
+//! values come from a secrets file and `TOWERHOOK_SECRET_<reference>` variables, never from
+//! the definitions directory, so definitions can live in git without their secrets.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::python::SecretValues;
+
+/// What replaces a secret value in stored logs, as the module's spoiler.
+pub const SPOILER: &str = "*****";
+/// Variables naming a secret: `TOWERHOOK_SECRET_github_token=...`.
+pub const ENV_PREFIX: &str = "TOWERHOOK_SECRET_";
+/// Shorter values are not masked in stored headers and payloads: they would hide
+/// unrelated text and reveal little.
+const MIN_MASKED_LEN: usize = 4;
+
+/// Reads the secrets file (a YAML mapping `reference: value`) and the environment.
+/// Variables win over the file.
+pub fn load_local(
+    file: Option<&Path>,
+    definitions_dir: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<SecretValues, String> {
+    let mut secrets = BTreeMap::new();
+    if let Some(file) = file {
+        if is_inside(file, definitions_dir) {
+            return Err(format!(
+                "secrets file {} is inside the definitions directory {}: keep secret values \
+                 out of the definitions (they are meant to be shared, e.g. in git)",
+                file.display(),
+                definitions_dir.display()
+            ));
+        }
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("secrets file {}: {e}", file.display()))?;
+        let parsed: BTreeMap<String, Value> = if text.trim().is_empty() {
+            BTreeMap::new()
+        } else {
+            serde_saphyr::from_str(&text).map_err(|e| {
+                format!(
+                    "secrets file {}: expected a mapping `reference: value`: {e}",
+                    file.display()
+                )
+            })?
+        };
+        for (reference, value) in parsed {
+            let value = match value {
+                Value::String(text) => text,
+                Value::Number(number) => number.to_string(),
+                Value::Bool(flag) => if flag { "True" } else { "False" }.to_string(),
+                Value::Null => continue,
+                other => {
+                    return Err(format!(
+                        "secrets file {}: the value of {reference:?} must be text, not {other}",
+                        file.display()
+                    ));
+                }
+            };
+            secrets.insert(reference, Some(value));
+        }
+    }
+    for (name, value) in env {
+        if let Some(reference) = name.strip_prefix(ENV_PREFIX)
+            && !reference.is_empty()
+        {
+            secrets.insert(reference.to_string(), Some(value));
+        }
+    }
+    Ok(secrets)
+}
+
+fn is_inside(file: &Path, dir: &Path) -> bool {
+    match (file.canonicalize(), dir.canonicalize()) {
+        (Ok(file), Ok(dir)) => file.starts_with(dir),
+        _ => file.starts_with(dir),
+    }
+}
+
+/// Masks secret values found in a stored header or payload.
+#[derive(Debug, Clone, Default)]
+pub struct Masker {
+    values: Arc<Vec<String>>,
+}
+
+impl Masker {
+    pub fn new(secrets: &SecretValues) -> Self {
+        let mut values: Vec<String> = secrets
+            .values()
+            .flatten()
+            .filter(|value| value.chars().count() >= MIN_MASKED_LEN)
+            .cloned()
+            .collect();
+        // Longest first, so a value containing another is masked whole.
+        values.sort_by_key(|value| std::cmp::Reverse(value.len()));
+        values.dedup();
+        Self {
+            values: Arc::new(values),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    pub fn mask_text(&self, text: &str) -> Option<String> {
+        if !self
+            .values
+            .iter()
+            .any(|value| text.contains(value.as_str()))
+        {
+            return None;
+        }
+        let mut masked = text.to_string();
+        for value in self.values.iter() {
+            masked = masked.replace(value.as_str(), SPOILER);
+        }
+        Some(masked)
+    }
+
+    /// Masks in every string of a JSON value (keys included).
+    pub fn mask_json(&self, value: &mut Value) {
+        if self.is_empty() {
+            return;
+        }
+        match value {
+            Value::String(text) => {
+                if let Some(masked) = self.mask_text(text) {
+                    *text = masked;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| self.mask_json(item)),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut item) in entries {
+                    self.mask_json(&mut item);
+                    let key = self.mask_text(&key).unwrap_or(key);
+                    map.insert(key, item);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn file_and_environment_with_variables_winning() {
+        let dir = tempfile::tempdir().unwrap();
+        let definitions = dir.path().join("definitions");
+        std::fs::create_dir(&definitions).unwrap();
+        let file = dir.path().join("secrets.yaml");
+        std::fs::write(&file, "github_token: from-file\nport: 8443\nother: kept\n").unwrap();
+        let secrets = load_local(
+            Some(&file),
+            &definitions,
+            [
+                (
+                    "TOWERHOOK_SECRET_github_token".to_string(),
+                    "from-env".to_string(),
+                ),
+                ("TOWERHOOK_LISTEN".to_string(), "ignored".to_string()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(secrets["github_token"].as_deref(), Some("from-env"));
+        assert_eq!(secrets["port"].as_deref(), Some("8443"));
+        assert_eq!(secrets["other"].as_deref(), Some("kept"));
+        assert_eq!(secrets.len(), 3);
+    }
+
+    #[test]
+    fn a_secrets_file_inside_the_definitions_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secrets.yaml");
+        std::fs::write(&file, "a: b\n").unwrap();
+        let error = load_local(Some(&file), dir.path(), []).unwrap_err();
+        assert!(
+            error.contains("inside the definitions directory"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn masking_reaches_nested_strings_and_keys() {
+        let secrets: SecretValues = [
+            ("t".to_string(), Some("s3cr3t-value".to_string())),
+            ("short".to_string(), Some("abc".to_string())),
+            ("unknown".to_string(), None),
+        ]
+        .into();
+        let masker = Masker::new(&secrets);
+        let mut payload = json!({"token": "s3cr3t-value", "list": ["x s3cr3t-value y"], "s3cr3t-value": 1, "abc": "abc"});
+        masker.mask_json(&mut payload);
+        assert_eq!(
+            payload,
+            json!({"token": "*****", "list": ["x ***** y"], "*****": 1, "abc": "abc"})
+        );
+    }
+}
