@@ -2,12 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::configuration::{LogFormat, Settings, SourceKind};
-use crate::source::yaml;
+use crate::configuration::{LogFormat, Settings};
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
@@ -66,16 +64,9 @@ fn init_logging(format: LogFormat) {
 }
 
 fn serve(settings: Settings) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("towerhook: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let application = match Application::build(settings).await {
@@ -97,47 +88,32 @@ fn serve(settings: Settings) -> ExitCode {
 
 /// Prints what was checked and every problem found; non-zero exit when there is one.
 fn check(settings: &Settings) -> ExitCode {
-    let mut problems: Vec<String> = Vec::new();
-    match settings.source {
-        SourceKind::Yaml => {
-            println!(
-                "definitions: YAML directory {}",
-                settings.yaml_dir.display()
-            );
-            let loaded = crate::startup::local_secrets(settings)
-                .and_then(|secrets| yaml::load_dir(&settings.yaml_dir, Arc::new(secrets)));
-            match loaded {
-                Ok(loaded) => {
-                    let registry = &loaded.registry;
-                    let active = registry.webhooks().iter().filter(|w| w.active).count();
-                    println!(
-                        "  {} webhook(s) ({active} active), {} authenticator(s)",
-                        registry.webhooks().len(),
-                        registry.authenticators().len()
-                    );
-                    for warning in &loaded.warnings {
-                        println!("  warning: {warning}");
-                    }
-                }
-                Err(error) => problems.extend(error.0.iter().map(ToString::to_string)),
-            }
-        }
+    let report = match runtime() {
+        Ok(runtime) => runtime.block_on(crate::check::run(settings)),
+        Err(code) => return code,
+    };
+    for line in &report.lines {
+        println!("{line}");
     }
-    let store = settings.log_store_path();
-    println!("log store: {}", store.display());
-    if let Err(error) =
-        crate::log_store::LogStore::open(&store, settings.log_store_sync, settings.retention_days)
-    {
-        problems.push(error.to_string());
-    }
-    if problems.is_empty() {
+    if report.problems.is_empty() {
         println!("ok");
         ExitCode::SUCCESS
     } else {
-        println!("{} problem(s):", problems.len());
-        for problem in &problems {
+        println!("{} problem(s):", report.problems.len());
+        for problem in &report.problems {
             println!("  - {problem}");
         }
         ExitCode::FAILURE
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("towerhook: cannot start the runtime: {error}");
+            ExitCode::FAILURE
+        })
 }

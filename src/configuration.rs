@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+use crate::odoo::{ClientSettings, Protocol};
+
 /// Environment variables with this prefix are settings.
 pub const ENV_PREFIX: &str = "TOWERHOOK_";
 /// Variables with the prefix that are not settings: the config file path and the test
@@ -25,6 +27,8 @@ const ENV_NOT_SETTINGS: &[&str] = &[
 pub enum SourceKind {
     /// A directory of Cetmix Tower YAML files.
     Yaml,
+    /// The webhooks and authenticators of an Odoo database, over its external API.
+    Odoo,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -95,6 +99,26 @@ pub struct Settings {
 
     /// Log output of the process itself.
     pub log_format: LogFormat,
+
+    /// Base URL of Odoo, e.g. `https://odoo.example.com`.
+    pub odoo_url: Option<String>,
+    /// Database name.
+    pub odoo_db: Option<String>,
+    /// Login of towerhook's service user.
+    pub odoo_login: Option<String>,
+    /// API key (or password) of the service user.
+    pub odoo_api_key: Option<String>,
+    /// `auto`, `jsonrpc`, `xmlrpc` or `json2`.
+    pub odoo_protocol: Protocol,
+    /// Limit of one call to Odoo, in seconds.
+    pub odoo_timeout_secs: f64,
+    /// Further attempts after a transport failure or a 5xx answer.
+    pub odoo_retries: usize,
+    /// Seconds between two checks for changed definitions.
+    pub odoo_poll_secs: f64,
+
+    /// Bearer token of `POST /admin/reload`; without one the route does not exist.
+    pub admin_token: Option<String>,
 }
 
 impl Default for Settings {
@@ -125,6 +149,15 @@ impl Default for Settings {
             python_packages_dir: repo.join(".python-packages"),
             snippet_timeout_secs: 30.0,
             log_format: LogFormat::Text,
+            odoo_url: None,
+            odoo_db: None,
+            odoo_login: None,
+            odoo_api_key: None,
+            odoo_protocol: Protocol::Auto,
+            odoo_timeout_secs: 10.0,
+            odoo_retries: 3,
+            odoo_poll_secs: 5.0,
+            admin_token: None,
         }
     }
 }
@@ -202,6 +235,24 @@ impl Settings {
         if !(self.snippet_timeout_secs > 0.0 && self.snippet_timeout_secs.is_finite()) {
             problems.push("snippet_timeout_secs must be a positive number".to_string());
         }
+        if self.source == SourceKind::Odoo {
+            for (key, value) in [
+                ("odoo_url", &self.odoo_url),
+                ("odoo_db", &self.odoo_db),
+                ("odoo_login", &self.odoo_login),
+                ("odoo_api_key", &self.odoo_api_key),
+            ] {
+                if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                    problems.push(format!(
+                        "source = \"odoo\" needs {key} (variable {ENV_PREFIX}{})",
+                        key.to_ascii_uppercase()
+                    ));
+                }
+            }
+        }
+        if !(self.odoo_poll_secs > 0.0 && self.odoo_timeout_secs > 0.0) {
+            problems.push("odoo_poll_secs and odoo_timeout_secs must be positive".to_string());
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -211,6 +262,19 @@ impl Settings {
 
     pub fn log_store_path(&self) -> PathBuf {
         self.data_dir.join("towerhook.sqlite3")
+    }
+
+    /// The Odoo client's settings, when Odoo is configured.
+    pub fn odoo_client(&self) -> Option<ClientSettings> {
+        Some(ClientSettings {
+            url: self.odoo_url.clone()?,
+            database: self.odoo_db.clone()?,
+            login: self.odoo_login.clone()?,
+            secret: self.odoo_api_key.clone()?,
+            protocol: self.odoo_protocol,
+            timeout: std::time::Duration::from_secs_f64(self.odoo_timeout_secs),
+            retries: self.odoo_retries,
+        })
     }
 }
 

@@ -1,8 +1,10 @@
 //! towerhook: serves Cetmix Tower webhooks for Odoo, off Odoo's HTTP workers.
 
+pub mod check;
 pub mod cli;
 pub mod configuration;
 pub mod definitions;
+pub mod definitions_sync;
 pub mod ip_rules;
 pub mod log_record;
 pub mod log_store;
@@ -14,5 +16,6 @@ pub mod registry;
 pub mod request;
 pub mod routes;
 pub mod secrets;
+pub mod snapshot_store;
 pub mod source;
 pub mod startup;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::configuration::Settings;
 use crate::definitions::{ContentType, Webhook};
+use crate::definitions_sync::DefinitionsSync;
 use crate::ip_rules::effective_client_ip;
 use crate::log_record::{AuthenticationStatus, CodeStatus, LogRecord, timestamp_now};
 use crate::log_store::LogStore;
@@ -28,6 +29,7 @@ pub struct Services {
     pub registry: Arc<RegistryHandle>,
     pub engine: Arc<Engine>,
     pub log_store: LogStore,
+    pub definitions: DefinitionsSync,
     redacted_headers: HashSet<String>,
 }
 
@@ -37,6 +39,7 @@ impl Services {
         registry: Arc<RegistryHandle>,
         engine: Arc<Engine>,
         log_store: LogStore,
+        definitions: DefinitionsSync,
     ) -> Self {
         let redacted_headers = settings
             .redact_headers
@@ -48,6 +51,7 @@ impl Services {
             registry,
             engine,
             log_store,
+            definitions,
             redacted_headers,
         }
     }
@@ -75,6 +79,15 @@ pub struct CallOutcome {
 /// Runs one call through the module's flow.
 pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> CallOutcome {
     let registry = services.registry.current();
+    if !services.registry.is_loaded() {
+        let record = new_record(services, &registry, &call, None, None);
+        return failure(
+            record,
+            503,
+            "Definitions not loaded yet, retry later",
+            Some(RETRY_AFTER_SECS),
+        );
+    }
     let webhook = registry.find(&call.endpoint, call.method).cloned();
     // Parsed before the lookup's result matters, as the module does; an unmatched call is
     // parsed as JSON.

@@ -2,6 +2,7 @@
 //! that a call never sees half an update.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -45,6 +46,13 @@ impl Registry {
         }
     }
 
+    /// Whether any snippet has a secret placeholder.
+    pub fn uses_secrets(&self) -> bool {
+        let uses = |code: &str| code.contains("#!cxtower.secret.");
+        self.webhooks.iter().any(|w| uses(w.code.source()))
+            || self.authenticators.iter().any(|a| uses(a.code.source()))
+    }
+
     /// Masks the secret values of these definitions in stored logs.
     pub fn masker(&self) -> &Masker {
         &self.masker
@@ -80,6 +88,8 @@ pub struct RegistryStatus {
 #[derive(Debug, Default)]
 pub struct RegistryHandle {
     current: ArcSwap<Registry>,
+    /// Read on every call, so kept apart from the status' lock.
+    loaded: AtomicBool,
     status: Mutex<RegistryStatus>,
 }
 
@@ -92,11 +102,33 @@ impl RegistryHandle {
         self.current.load_full()
     }
 
-    pub fn install(&self, registry: Registry) {
+    /// Serves `registry` from now on; `stale_reason` says why it may be out of date.
+    pub fn install(&self, registry: Registry, stale_reason: Option<String>) {
         self.current.store(Arc::new(registry));
+        self.loaded.store(true, Ordering::Release);
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         status.loaded = true;
-        status.stale_reason = None;
+        status.stale_reason = stale_reason;
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Marks the served definitions as possibly out of date (or current again).
+    pub fn set_stale(&self, reason: Option<String>) {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stale_reason = reason;
+    }
+
+    /// Why nothing is served yet, while nothing is.
+    pub fn set_not_loaded_reason(&self, reason: String) {
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if !status.loaded {
+            status.stale_reason = Some(reason);
+        }
     }
 
     pub fn status(&self) -> RegistryStatus {

@@ -7,8 +7,10 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 
-use crate::configuration::{Settings, SourceKind};
+use crate::configuration::Settings;
+use crate::definitions_sync;
 use crate::log_store::{LogStore, StoreError};
+use crate::odoo::OdooLink;
 use crate::pipeline::Services;
 use crate::python::{Engine, EngineSettings, InterpreterSettings};
 use crate::registry::{Registry, RegistryHandle};
@@ -44,13 +46,17 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
-        let registry = Arc::new(RegistryHandle::new());
-        registry.install(load_definitions(&settings)?);
         let log_store = LogStore::open(
             &settings.log_store_path(),
             settings.log_store_sync,
             settings.retention_days,
         )?;
+        let odoo = settings
+            .odoo_client()
+            .map(|client| Arc::new(OdooLink::new(client)));
+        let registry = Arc::new(RegistryHandle::new());
+        let definitions =
+            definitions_sync::start(&settings, Arc::clone(&registry), odoo.clone()).await?;
         let engine =
             Arc::new(Engine::start(engine_settings(&settings)).map_err(StartupError::Python)?);
         log::info!(
@@ -64,6 +70,7 @@ impl Application {
             registry,
             engine,
             log_store,
+            definitions,
         ));
 
         let listener =
@@ -136,17 +143,13 @@ pub fn engine_settings(settings: &Settings) -> EngineSettings {
     }
 }
 
-/// Reads the definitions the settings point at, logging warnings.
-pub fn load_definitions(settings: &Settings) -> Result<Registry, LoadError> {
-    match settings.source {
-        SourceKind::Yaml => {
-            let loaded = yaml::load_dir(&settings.yaml_dir, Arc::new(local_secrets(settings)?))?;
-            for warning in &loaded.warnings {
-                log::warn!("{warning}");
-            }
-            Ok(loaded.registry)
-        }
+/// Reads the YAML definitions, logging warnings.
+pub fn load_yaml(settings: &Settings) -> Result<Registry, LoadError> {
+    let loaded = yaml::load_dir(&settings.yaml_dir, Arc::new(local_secrets(settings)?))?;
+    for warning in &loaded.warnings {
+        log::warn!("{warning}");
     }
+    Ok(loaded.registry)
 }
 
 /// Secret values for the YAML source: the secrets file and `TOWERHOOK_SECRET_*` variables.

@@ -4,9 +4,11 @@ mod client;
 mod error;
 mod json2;
 mod jsonrpc;
+mod link;
 mod transport;
 mod xmlrpc;
 
 pub use client::{ClientSettings, OdooClient, ServerVersion};
 pub use error::{ErrorKind, OdooError, ServerError};
+pub use link::OdooLink;
 pub use transport::{Call, Credentials, Protocol, Session, Transport};

@@ -115,6 +115,20 @@ fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// Why a snippet cannot run (syntax, a construct the sandbox refuses), if it cannot:
+/// what every call to it would answer. Starts the interpreter if needed.
+pub fn snippet_problem(
+    settings: &InterpreterSettings,
+    snippet: &super::Snippet,
+) -> Result<Option<String>, String> {
+    let sandbox = sandbox(settings)?;
+    Python::attach(|py| {
+        let prepared = snippet.prepared(py, sandbox)?;
+        prepared.getattr("error")?.extract::<Option<String>>()
+    })
+    .map_err(|e| Python::attach(|py| describe(py, &e)))
+}
+
 /// `Type: message` of a Python exception, for operator-facing errors.
 pub fn describe(py: Python<'_>, error: &PyErr) -> String {
     let type_name = error

@@ -13,17 +13,24 @@ pub async fn ready(services: web::Data<Services>) -> HttpResponse {
     let registry = services.registry.status();
     let mut problems = Vec::new();
     if !registry.loaded {
-        problems.push("definitions not loaded yet".to_string());
-    }
-    if let Some(reason) = &registry.stale_reason {
-        problems.push(format!("definitions may be stale: {reason}"));
+        problems.push(match &registry.stale_reason {
+            Some(reason) => format!("definitions not loaded: {reason}"),
+            None => "definitions not loaded yet".to_string(),
+        });
     }
     problems.extend(services.log_store.health_problem());
     problems.extend(services.engine.health_problem());
+    // Stale definitions are still served: the instance stays in rotation, and says so.
+    let stale = registry
+        .stale_reason
+        .as_ref()
+        .filter(|_| registry.loaded)
+        .map(|reason| format!("definitions may be stale: {reason}"));
     let webhooks = services.registry.current().webhooks().len();
     let body = json!({
         "status": if problems.is_empty() { "ready" } else { "not ready" },
         "webhooks": webhooks,
+        "stale": stale,
         "problems": problems,
     });
     if problems.is_empty() {

@@ -1,5 +1,6 @@
 //! HTTP routes: thin adapters from actix to the pipeline.
 
+mod admin;
 mod health;
 mod webhook;
 
@@ -18,6 +19,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         )
         .route("/healthz", web::get().to(health::alive))
         .route("/readyz", web::get().to(health::ready))
+        .route("/admin/reload", web::post().to(admin::reload))
         .default_service(web::to(not_found));
 }
 

@@ -1,5 +1,6 @@
 //! Where definitions come from.
 
+pub mod odoo;
 pub mod yaml;
 
 use std::fmt;

@@ -1,0 +1,227 @@
+//! `towerhook check`: everything `serve` needs, verified up front, every problem listed
+//! with what to do about it.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::configuration::{Settings, SourceKind};
+use crate::log_store::LogStore;
+use crate::odoo::{Call, ErrorKind, OdooClient, OdooError};
+use crate::python::{self, SecretValues};
+use crate::registry::Registry;
+use crate::source::odoo::{AUTHENTICATOR_MODEL, Mirror, WEBHOOK_MODEL, build_registry};
+use crate::source::yaml;
+use crate::startup::{engine_settings, local_secrets};
+
+pub const LOG_MODEL: &str = "cx.tower.webhook.log";
+
+/// What was checked (for the operator to read) and what is wrong.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub lines: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    fn line(&mut self, text: impl Into<String>) {
+        self.lines.push(text.into());
+    }
+
+    fn problem(&mut self, text: impl Into<String>) {
+        self.problems.push(text.into());
+    }
+}
+
+pub async fn run(settings: &Settings) -> Report {
+    let mut report = Report::default();
+    let registry = match settings.source {
+        SourceKind::Yaml => check_yaml(settings, &mut report),
+        SourceKind::Odoo => check_odoo(settings, &mut report).await,
+    };
+    if let Some(registry) = registry {
+        check_snippets(settings, &registry, &mut report);
+    }
+    let store = settings.log_store_path();
+    report.line(format!("log store: {}", store.display()));
+    if let Err(error) = LogStore::open(&store, settings.log_store_sync, settings.retention_days) {
+        report.problem(format!(
+            "{error}: make data_dir ({}) a writable directory",
+            settings.data_dir.display()
+        ));
+    }
+    report
+}
+
+fn check_yaml(settings: &Settings, report: &mut Report) -> Option<Registry> {
+    report.line(format!(
+        "definitions: YAML directory {}",
+        settings.yaml_dir.display()
+    ));
+    let loaded = local_secrets(settings)
+        .and_then(|secrets| yaml::load_dir(&settings.yaml_dir, Arc::new(secrets)));
+    match loaded {
+        Ok(loaded) => {
+            describe_registry(&loaded.registry, report);
+            for warning in &loaded.warnings {
+                report.line(format!("  warning: {warning}"));
+            }
+            Some(loaded.registry)
+        }
+        Err(error) => {
+            for problem in error.0 {
+                report.problem(problem.to_string());
+            }
+            None
+        }
+    }
+}
+
+fn describe_registry(registry: &Registry, report: &mut Report) {
+    let active = registry.webhooks().iter().filter(|w| w.active).count();
+    report.line(format!(
+        "  {} webhook(s) ({active} active), {} authenticator(s)",
+        registry.webhooks().len(),
+        registry.authenticators().len()
+    ));
+}
+
+/// Snippets that cannot run are answered with an error on every call: say so now.
+fn check_snippets(settings: &Settings, registry: &Registry, report: &mut Report) {
+    let interpreter = engine_settings(settings).interpreter;
+    let snippets = registry
+        .authenticators()
+        .iter()
+        .map(|a| (format!("authenticator {:?}", a.reference), &a.code))
+        .chain(
+            registry
+                .webhooks()
+                .iter()
+                .map(|w| (format!("webhook {:?}", w.reference), &w.code)),
+        );
+    for (label, snippet) in snippets {
+        match python::snippet_problem(&interpreter, snippet) {
+            Ok(None) => {}
+            Ok(Some(problem)) => report.problem(format!(
+                "{label}: its code cannot run: {problem} (every call would fail with this)"
+            )),
+            Err(error) => {
+                report.problem(error);
+                return;
+            }
+        }
+    }
+}
+
+async fn check_odoo(settings: &Settings, report: &mut Report) -> Option<Registry> {
+    let Some(client_settings) = settings.odoo_client() else {
+        report.problem("source = \"odoo\" needs odoo_url, odoo_db, odoo_login and odoo_api_key");
+        return None;
+    };
+    report.line(format!(
+        "definitions: Odoo at {}, database {:?}, as {:?}",
+        client_settings.url, client_settings.database, client_settings.login
+    ));
+    let client = match OdooClient::connect(&client_settings).await {
+        Ok(client) => client,
+        Err(error) => {
+            report.problem(connect_fix(&error));
+            return None;
+        }
+    };
+    report.line(format!(
+        "  Odoo {} over {} (uid {})",
+        client.version().text,
+        client.protocol().as_str(),
+        client.session().uid
+    ));
+    for model in [WEBHOOK_MODEL, AUTHENTICATOR_MODEL] {
+        match client
+            .execute(
+                &Call::model(model, "search_count")
+                    .arg(json!([]))
+                    .kwarg("context", json!({"active_test": false})),
+            )
+            .await
+        {
+            Ok(count) => report.line(format!("  {model}: {count} record(s) readable")),
+            Err(error) if error.kind() == Some(ErrorKind::AccessError) => report.problem(format!(
+                "the service user cannot read {model} ({error}): add {:?} to the group \
+                 \"Cetmix Tower / Root\"",
+                client_settings.login
+            )),
+            Err(error) => report.problem(format!("reading {model} failed: {error}")),
+        }
+    }
+    match can_create(&client, LOG_MODEL).await {
+        Ok(true) => report.line(format!("  {LOG_MODEL}: create allowed")),
+        Ok(false) => report.problem(format!(
+            "the service user cannot create {LOG_MODEL} records (the module makes them \
+             read-only): run `towerhook odoo-setup` with administrator credentials, or grant \
+             create on that model to a group of {:?}",
+            client_settings.login
+        )),
+        Err(error) => report.problem(format!("checking create on {LOG_MODEL} failed: {error}")),
+    }
+    let mut mirror = Mirror::default();
+    match mirror.refresh(&client).await {
+        Ok(_) => {
+            let (registry, problems) =
+                build_registry(mirror.snapshot(), &Arc::new(SecretValues::new()));
+            describe_registry(&registry, report);
+            for problem in problems {
+                report.problem(format!("{problem} (fix the record in Odoo)"));
+            }
+            if registry.uses_secrets() {
+                report.problem(
+                    "snippets use secrets, but Odoo does not give secret values out over its \
+                     standard API: they will get None",
+                );
+            }
+            Some(registry)
+        }
+        Err(error) => {
+            report.problem(format!("reading the definitions failed: {error}"));
+            None
+        }
+    }
+}
+
+/// `check_access_rights` up to Odoo 18; `has_access` where it was replaced.
+async fn can_create(client: &OdooClient, model: &str) -> Result<bool, OdooError> {
+    let answer = client
+        .execute(
+            &Call::model(model, "check_access_rights")
+                .arg(json!("create"))
+                .arg(json!(false)),
+        )
+        .await;
+    match answer {
+        Ok(value) => Ok(value == Value::Bool(true)),
+        Err(OdooError::Server(error)) if error.name.ends_with("AttributeError") => client
+            .execute(&Call::model(model, "has_access").arg(json!("create")))
+            .await
+            .map(|value| value == Value::Bool(true)),
+        Err(error) => Err(error),
+    }
+}
+
+/// A connection failure, with the fix.
+fn connect_fix(error: &OdooError) -> String {
+    match error {
+        OdooError::LoginRefused { .. } => format!(
+            "{error}: check odoo_login and odoo_api_key (Odoo: Preferences > Account Security > \
+             New API Key)"
+        ),
+        OdooError::Unreachable { .. } => {
+            format!("{error}: check odoo_url and that Odoo is running and reachable from here")
+        }
+        OdooError::Status { status: 404, .. } => format!(
+            "{error}: odoo_url must be Odoo's base URL (no /web or /jsonrpc), or set odoo_protocol"
+        ),
+        OdooError::Server(server) if server.message.contains("does not exist") => {
+            format!("{error}: check odoo_db")
+        }
+        _ => error.to_string(),
+    }
+}

@@ -1,0 +1,209 @@
+//! Keeps the served registry current: loads the definitions at start, polls Odoo for
+//! changes, answers `/admin/reload`, and falls back to the cached snapshot when Odoo cannot
+//! be reached.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::configuration::{Settings, SourceKind};
+use crate::odoo::{OdooError, OdooLink};
+use crate::python::SecretValues;
+use crate::registry::RegistryHandle;
+use crate::snapshot_store::SnapshotStore;
+use crate::source::odoo::{Mirror, build_registry};
+use crate::source::{LoadError, Problem};
+use crate::startup::load_yaml;
+
+type ReloadReply = oneshot::Sender<Result<usize, String>>;
+
+/// Handle to the task that keeps the definitions current.
+#[derive(Clone)]
+pub struct DefinitionsSync {
+    requests: mpsc::Sender<ReloadReply>,
+}
+
+impl DefinitionsSync {
+    /// Reloads now; the number of webhooks served afterwards.
+    pub async fn reload(&self) -> Result<usize, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(reply)
+            .await
+            .map_err(|_| "the definitions task has stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the definitions task has stopped".to_string())?
+    }
+}
+
+/// Loads the definitions and starts keeping them current. The YAML source must load now
+/// (an error stops the start); the Odoo source may fall back to its snapshot, or start
+/// empty and not ready while Odoo is unreachable.
+pub async fn start(
+    settings: &Settings,
+    registry: Arc<RegistryHandle>,
+    link: Option<Arc<OdooLink>>,
+) -> Result<DefinitionsSync, LoadError> {
+    let (requests, inbox) = mpsc::channel(8);
+    match (settings.source, link) {
+        (SourceKind::Yaml, _) => {
+            registry.install(load_yaml(settings)?, None);
+            let settings = settings.clone();
+            tokio::spawn(serve_yaml(settings, registry, inbox));
+        }
+        (SourceKind::Odoo, Some(link)) => {
+            let snapshots = SnapshotStore::new(&settings.log_store_path());
+            let mut source = OdooSource {
+                link,
+                mirror: Mirror::default(),
+                registry,
+                snapshots,
+                secrets: Arc::default(),
+                serving_snapshot: false,
+            };
+            if let Err(error) = source.sync().await {
+                source.fall_back(&error);
+            }
+            let poll = Duration::from_secs_f64(settings.odoo_poll_secs);
+            tokio::spawn(source.run(poll, inbox));
+        }
+        (SourceKind::Odoo, None) => {
+            return Err(LoadError(vec![Problem {
+                file: "configuration".into(),
+                record: None,
+                field: Some("odoo_url".into()),
+                message: "source = \"odoo\" needs the Odoo settings".into(),
+            }]));
+        }
+    }
+    Ok(DefinitionsSync { requests })
+}
+
+/// The YAML directory is read again on `/admin/reload`; invalid files keep the old set.
+async fn serve_yaml(
+    settings: Settings,
+    registry: Arc<RegistryHandle>,
+    mut inbox: mpsc::Receiver<ReloadReply>,
+) {
+    while let Some(reply) = inbox.recv().await {
+        let settings = settings.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_yaml(&settings))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|loaded| loaded.map_err(|e| e.to_string()));
+        let answer = loaded.map(|fresh| {
+            let count = fresh.webhooks().len();
+            registry.install(fresh, None);
+            count
+        });
+        let _ = reply.send(answer);
+    }
+}
+
+struct OdooSource {
+    link: Arc<OdooLink>,
+    mirror: Mirror,
+    registry: Arc<RegistryHandle>,
+    snapshots: SnapshotStore,
+    secrets: Arc<SecretValues>,
+    /// The registry came from the cache, not from Odoo, since start.
+    serving_snapshot: bool,
+}
+
+impl OdooSource {
+    async fn run(mut self, poll: Duration, mut inbox: mpsc::Receiver<ReloadReply>) {
+        let mut ticker = tokio::time::interval(poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    if let Err(error) = self.sync().await {
+                        self.fall_back(&error);
+                    }
+                }
+                request = inbox.recv() => {
+                    let Some(reply) = request else { break };
+                    let answer = self.sync().await;
+                    if let Err(error) = &answer {
+                        self.fall_back(error);
+                    }
+                    let _ = reply.send(answer.map_err(|e| e.to_string()));
+                }
+            }
+        }
+    }
+
+    /// One round: connect if needed, refresh the mirror, install and cache what changed.
+    async fn sync(&mut self) -> Result<usize, OdooError> {
+        let client = self.link.client().await?;
+        let changed = match self.mirror.refresh(&client).await {
+            Ok(changed) => changed,
+            Err(error) => {
+                self.link.report(&error).await;
+                return Err(error);
+            }
+        };
+        if changed || !self.registry.is_loaded() || self.serving_snapshot {
+            let (registry, problems) = build_registry(self.mirror.snapshot(), &self.secrets);
+            for problem in &problems {
+                log::warn!("definition not served: {problem}");
+            }
+            if self.secrets.is_empty() && registry.uses_secrets() {
+                log::warn!(
+                    "some snippets use secrets, whose values Odoo does not give out over its \
+                     standard API: they get None"
+                );
+            }
+            let count = registry.webhooks().len();
+            self.registry.install(registry, None);
+            self.serving_snapshot = false;
+            if let Err(error) = self
+                .snapshots
+                .save(self.mirror.snapshot(), &self.link.origin())
+            {
+                log::warn!("cannot cache the definitions snapshot: {error}");
+            }
+            log::info!("definitions from Odoo installed: {count} webhook(s)");
+        } else {
+            self.registry.set_stale(None);
+        }
+        Ok(self.registry.current().webhooks().len())
+    }
+
+    /// Keeps serving what is served, saying why it may be stale; at start, serves the
+    /// cached snapshot if there is one.
+    fn fall_back(&mut self, error: &OdooError) {
+        let reason = format!("Odoo unreachable or refusing: {error}");
+        if self.registry.is_loaded() {
+            log::warn!("definitions may be stale: {reason}");
+            self.registry.set_stale(Some(reason));
+            return;
+        }
+        match self.snapshots.load(&self.link.origin()) {
+            Ok(Some(saved)) => {
+                let (registry, _) = build_registry(&saved.snapshot, &self.secrets);
+                let stale = format!(
+                    "{reason}; serving the snapshot cached at {} UTC",
+                    saved.saved_at
+                );
+                log::warn!("{stale}");
+                self.registry.install(registry, Some(stale));
+                self.mirror = Mirror::from_snapshot(saved.snapshot);
+                self.serving_snapshot = true;
+            }
+            Ok(None) => {
+                let reason = format!("{reason}; no cached snapshot to serve");
+                log::error!("no definitions to serve: {reason}");
+                self.registry.set_not_loaded_reason(reason);
+            }
+            Err(cache_error) => {
+                let reason = format!("{reason}; the cached snapshot is unreadable: {cache_error}");
+                log::error!("no definitions to serve: {reason}");
+                self.registry.set_not_loaded_reason(reason);
+            }
+        }
+    }
+}
