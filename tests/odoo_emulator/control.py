@@ -3,12 +3,14 @@
 It stays up while the RPC port is down. Record operations run as the superuser and go
 through the ORM, so they bump write_date and check constraints like any write.
 """
+import datetime as dt
 import json
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import orm
 import seed
+from fields import parse_datetime
 from errors import exception_message, exception_name
 
 PRECISE = "precise"
@@ -160,7 +162,7 @@ class ControlHandler(BaseHTTPRequestHandler):
             raise ControlError(404, f"unknown model {parts[0] if parts else ''!r}")
         model_name = parts[0]
         precise = str(query.get(PRECISE, body.get(PRECISE, ""))).lower() in ("1", "true")
-        env = db.env()
+        env = db.env(context={orm.KEEP_MAGIC: True})
         if verb == "GET" and len(parts) == 1 or verb == "POST" and parts[1:] == ["search"]:
             domain = body.get("domain")
             if domain is None and "domain" in query:
@@ -246,8 +248,6 @@ class ControlHandler(BaseHTTPRequestHandler):
             raise ControlError(400, str(exc)) from None
 
     def _clock(self, verb, body):
-        import datetime as dt
-        from fields import parse_datetime
         clock = self.emulator.db.clock
         if verb == "POST":
             if body.get("real"):
@@ -256,6 +256,7 @@ class ControlHandler(BaseHTTPRequestHandler):
                 text = str(body["now"]).replace("T", " ")
                 fixed = dt.datetime.fromisoformat(text) if "." in text else parse_datetime(text)
                 clock.fixed = fixed.replace(tzinfo=None)
+                clock.last = None   # an explicit time wins over "distinct" monotony
             if body.get("advance"):
                 step = dt.timedelta(seconds=float(body["advance"]))
                 if clock.fixed is not None:

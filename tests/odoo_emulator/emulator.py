@@ -39,6 +39,11 @@ class Server(ThreadingHTTPServer):
         self.emulator = emulator
         super().__init__(address, handler)
 
+    def handle_error(self, request, client_address):
+        # Broken pipes after a "drop" or "down" are expected; stay quiet unless verbose.
+        if self.emulator.verbose:
+            super().handle_error(request, client_address)
+
 
 class Emulator:
     def __init__(self, host="127.0.0.1", rpc_port=0, control_port=0, version="17.0",
@@ -195,7 +200,10 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: emulator.stopped.set())
     if not args.no_stdin_watch and _stdin_is_watchable():
         def watch_stdin():
-            while sys.stdin.buffer.read(65536):
+            # os.read on the raw descriptor: a daemon thread blocked in the buffered
+            # reader would abort the interpreter at exit (it holds the buffer's lock).
+            fd = sys.stdin.fileno()
+            while os.read(fd, 65536):
                 pass
             emulator.stopped.set()
         threading.Thread(target=watch_stdin, name="stdin", daemon=True).start()

@@ -43,6 +43,7 @@ class Field:
 
     def __init__(self, string=None, required=False, readonly=False, default=None, help=None,
                  compute=None, store=None, index=False, copy=True):
+        # index/copy are accepted so declarations read like Odoo's; they change nothing here
         self.string = string
         self.required = required
         self.readonly = readonly or bool(compute)

@@ -62,7 +62,7 @@ class Groups(BaseModel):
 
     name = F.Char(string="Name", required=True)
     category_id = F.Many2one("ir.module.category", string="Application")
-    full_name = F.Char(string="Group Name", compute="_compute_full_name")
+    full_name = F.Char(string="Group Name", compute="_compute_full_name", store=True)
     comment = F.Text(string="Comment")
     implied_ids = F.Many2many("res.groups", "res_groups_implied_rel", "gid", "hid",
                               string="Inherits")

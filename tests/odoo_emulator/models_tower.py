@@ -2,6 +2,7 @@
 
 Fields, defaults, constraints and messages follow cetmix-module-facts.md §1 and §6.
 """
+import datetime as dt
 import ipaddress
 import re
 
@@ -141,8 +142,9 @@ class WebhookAuthenticator(ReferenceMixin, CodeLinksMixin):
     allowed_ip_addresses = F.Text(string="Allowed IPs")
     trusted_proxy_ips = F.Text(string="Trusted Proxy IPs")
     variable_ids = F.Many2many("cx.tower.variable", compute="_compute_variable_ids",
-                               string="Variables")
-    secret_ids = F.Many2many("cx.tower.key", compute="_compute_secret_ids", string="Secrets")
+                               store=True, string="Variables")
+    secret_ids = F.Many2many("cx.tower.key", compute="_compute_secret_ids", store=True,
+                              string="Secrets")
     log_count = F.Integer(string="Log Count", compute="_compute_log_count")
 
     def _check_ip_lists(self):
@@ -191,8 +193,9 @@ class Webhook(ReferenceMixin, CodeLinksMixin):
                          copy=False)
     code = F.Text(string="Code", required=True, default=DEFAULT_WEBHOOK_CODE)
     variable_ids = F.Many2many("cx.tower.variable", compute="_compute_variable_ids",
-                               string="Variables")
-    secret_ids = F.Many2many("cx.tower.key", compute="_compute_secret_ids", string="Secrets")
+                               store=True, string="Variables")
+    secret_ids = F.Many2many("cx.tower.key", compute="_compute_secret_ids", store=True,
+                              string="Secrets")
     log_count = F.Integer(string="Log Count", compute="_compute_log_count")
 
     def _check_endpoint(self):
@@ -268,7 +271,6 @@ class WebhookLog(BaseModel):
 
     def _gc_delete_old_logs(self):
         """The autovacuum job: delete logs older than the retention parameter (days)."""
-        import datetime as dt
         param = self.env.sudo()["ir.config_parameter"].get_param(
             "cetmix_tower_webhook.webhook_log_duration", "30")
         days = int(param or 30)

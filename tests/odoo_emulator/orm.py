@@ -18,7 +18,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 
 import fields as F
-from errors import AccessDenied, AccessError, MissingError, UserError, ValidationError
+from errors import AccessError, MissingError, UserError, ValidationError
 
 SUPERUSER_ID = 1
 
@@ -124,8 +124,8 @@ class Clock:
 
 
 class Transaction:
-    def __init__(self, now):
-        self.now = now
+    def __init__(self):
+        self.now = None   # taken from the clock on first use (cr.now() is lazy too)
         self.undo = []
 
 
@@ -154,7 +154,7 @@ class Database:
             if self.tx is not None:          # nested: join the running transaction
                 yield self.tx
                 return
-            self.tx = Transaction(self.clock.now())
+            self.tx = Transaction()
             self.request = request
             try:
                 yield self.tx
@@ -182,7 +182,12 @@ class Database:
                     self.rels[relation].discard(pair)
 
     def now(self):
-        return self.tx.now if self.tx else self.clock.now()
+        """The transaction's timestamp: every record written in one call shares it."""
+        if self.tx is None:
+            return self.clock.now()
+        if self.tx.now is None:
+            self.tx.now = self.clock.now()
+        return self.tx.now
 
     # rows ------------------------------------------------------------------------------
 
@@ -398,6 +403,9 @@ def like_regex(pattern, insensitive, wrap):
 
 ACCESS_VERBS = {"read": "access", "write": "modify", "create": "create", "unlink": "delete"}
 MAGIC_FIELDS = ("create_uid", "create_date", "write_uid", "write_date")
+# Context key letting fixtures and the control API set the magic fields, as Odoo's
+# superuser may while loading data; RPC callers' values for them are dropped.
+KEEP_MAGIC = "emulator_keep_magic_fields"
 
 
 def _pg_table(model_name):
@@ -509,7 +517,7 @@ class BaseModel:
         if row is None:
             raise MissingError(self._missing_message([rec_id]))
         value = row.get(fname)
-        return field.empty() if value is None and field.type in ("boolean",) else value
+        return False if value is None and field.type == "boolean" else value
 
     def __getitem__(self, fname):
         self.ensure_one()
@@ -695,7 +703,10 @@ class BaseModel:
         if field.relational:
             return self._relational_predicate(field, get, operator, value, leaf)
         if operator in ("child_of", "parent_of"):
-            operator = "in"
+            items = value if isinstance(value, (list, tuple)) else [value]
+            if fname == "id" and "parent_id" in self._fields:
+                items = list(self._family(set(items), operator == "child_of"))
+            operator, value = "in", items
         return _scalar_predicate(field, get, operator, value)
 
     def _relational_predicate(self, field, get, operator, value, leaf):
@@ -802,6 +813,14 @@ class BaseModel:
             if fname not in self._fields:
                 raise ValueError(f"Invalid field {fname!r} on model {self._name!r}")
 
+    def _drop_bad_names(self, vals):
+        """models._prepare_create_values / write: 'id', 'parent_path' and the log access
+        columns given by the caller are discarded."""
+        bad = {"id", "parent_path"}
+        if not self.env.context.get(KEEP_MAGIC):
+            bad.update(MAGIC_FIELDS)
+        return {k: v for k, v in vals.items() if k not in bad}
+
     def _default_values(self, vals):
         defaults = {}
         for fname, field in self._fields.items():
@@ -811,7 +830,7 @@ class BaseModel:
             defaults[fname] = default(self.env) if callable(default) else default
         return {**defaults, **vals}
 
-    def _convert_row_values(self, vals, partial):
+    def _convert_row_values(self, vals):
         """Validate and convert values stored on the row; returns (row, x2many values)."""
         row, x2many = {}, {}
         for fname, value in vals.items():
@@ -945,14 +964,14 @@ class BaseModel:
         """Create records without access check; returns the new ids."""
         db = self.env.db
         now = db.now()
-        ids, all_fnames = [], set()
+        ids = []
         for index, vals in enumerate(vals_list):
             if not isinstance(vals, dict):
                 raise ValueError(f"Wrong value for create: {vals!r}")
             self._check_unknown(vals)
             vals = self._prepare_create_vals(dict(vals))
-            vals = self._default_values(vals)
-            row, x2many = self._convert_row_values(vals, partial=False)
+            vals = self._drop_bad_names(self._default_values(vals))
+            row, x2many = self._convert_row_values(vals)
             for fname, field in self._fields.items():
                 if field.stored_on_row and fname not in row and fname not in MAGIC_FIELDS \
                         and fname != "id":
@@ -970,7 +989,6 @@ class BaseModel:
             rec_id = db.insert(self._name, row, wanted)
             self.browse(rec_id)._write_x2many(rec_id, x2many)
             ids.append(rec_id)
-            all_fnames.update(vals)
         records = self.browse(ids)
         records._post_create(vals_list)
         records._validate(set(self._fields))
@@ -983,8 +1001,8 @@ class BaseModel:
         missing = [i for i in self._ids if i not in self._table()]
         if missing:
             raise MissingError(self._missing_message(missing))
-        vals = self._prepare_write_vals(dict(vals))
-        row_changes, x2many = self._convert_row_values(vals, partial=True)
+        vals = self._drop_bad_names(self._prepare_write_vals(dict(vals)))
+        row_changes, x2many = self._convert_row_values(vals)
         now = db.now()
         for rec_id in self._ids:
             changes = dict(row_changes)

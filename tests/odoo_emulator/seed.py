@@ -8,6 +8,8 @@ Seeded users (ids fixed so tests can rely on them):
   5 demo        password "demo", API key DEMO_API_KEY; Internal User only
 """
 
+import orm
+
 ADMIN_API_KEY = "96c63236899f8fe29ca4fd5ffd531da18ec448c7"
 TOWERHOOK_API_KEY = "91db4ffea7166b07c5c01632641177b656b5f15e"
 DEMO_API_KEY = "9817cbaa1888272565e5009be512ac7e0cffd8e0"
@@ -218,7 +220,7 @@ def load_fixture(db, fixture):
 
     Returns {"ids": [[model, id], ...], "xmlids": {xmlid: id}}.
     """
-    env = db.env()
+    env = db.env(context={orm.KEEP_MAGIC: True})
     created, xmlids = [], {}
     with db.transaction():
         for key, value in (fixture.get("config_parameters") or {}).items():

@@ -67,6 +67,14 @@ def login_of(db, uid):
     return row.get("login") if row else None
 
 
+def _named(functions):
+    """Give the service functions their Odoo names, which Python's TypeError messages
+    quote ("exp_authenticate() missing 1 required positional argument...")."""
+    for func in functions.values():
+        func.__qualname__ = func.__name__
+    return functions
+
+
 # common ------------------------------------------------------------------------------------
 
 
@@ -95,8 +103,8 @@ def _common(emulator, call):
                     return uid
         return False  # wrong credentials answer False, not an error
 
-    functions = {"version": exp_version, "about": exp_about, "login": exp_login,
-                 "authenticate": exp_authenticate}
+    functions = _named({"version": exp_version, "about": exp_about, "login": exp_login,
+                        "authenticate": exp_authenticate})
     if call.method not in functions:
         raise Exception(f"Method not found: {call.method}")
     return functions[call.method](*call.params)
@@ -115,8 +123,8 @@ def _db(emulator, call):
     def exp_server_version():
         return version_info(emulator.version)["server_version"]
 
-    functions = {"list": exp_list, "db_exist": exp_db_exist,
-                 "server_version": exp_server_version}
+    functions = _named({"list": exp_list, "db_exist": exp_db_exist,
+                        "server_version": exp_server_version})
     if call.method not in functions:
         raise KeyError(call.method)
     return functions[call.method](*call.params)
@@ -155,6 +163,7 @@ def _object(emulator, call):
 
     def execute_kw(obj, method, args, kw=None):
         return execute(obj, method, *args, **(kw or {}))
+    execute_kw.__qualname__ = "execute_kw"
 
     def execute(obj, method, *args, **kw):
         with db.transaction(request={"remote_addr": call.remote_addr,

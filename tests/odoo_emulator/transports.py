@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import orm
 from errors import (HttpException, InjectedError, exception_message,
                     fault_code_for, serialize_exception, traceback_text)
-from services import Call, dispatch_rpc, parse_object_call
+from services import Call, dispatch_rpc, parse_object_call, version_info
 
 JSON_TYPE = "application/json; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -402,8 +402,20 @@ def render_fault(respond, transport, call):
                     respond.get("content_type", "text/plain; charset=utf-8"))
 
 
+def version_route(emulator):
+    """/web/version and /json/version (odoo/addons/rpc/controllers/__init__.py, 19.0):
+    plain JSON {"version_info": [...], "version": "19.0"}, no authentication."""
+    if emulator.major < 19:
+        return not_found_page()
+    info = version_info(emulator.version)
+    return Response(200, json_bytes({"version_info": info["server_version_info"],
+                                     "version": info["server_version"]}))
+
+
 def serve(emulator, req):
     """Run one RPC request through faults, execution and the journal."""
+    if req.path in ("/web/version", "/json/version"):
+        return version_route(emulator)
     transport = pick_transport(emulator, req)
     if transport is None:
         return not_found_page()
