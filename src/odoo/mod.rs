@@ -11,4 +11,4 @@ mod xmlrpc;
 pub use client::{ClientSettings, OdooClient, ServerVersion};
 pub use error::{ErrorKind, OdooError, ServerError};
 pub use link::OdooLink;
-pub use transport::{Call, Credentials, Protocol, Session, Transport};
+pub use transport::{Call, Credentials, Protocol, Session, Transport, install_tls_provider};

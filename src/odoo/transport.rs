@@ -120,6 +120,12 @@ pub trait Transport: Send + Sync {
     async fn execute(&self, session: &Session, call: &Call) -> Result<Value, OdooError>;
 }
 
+/// reqwest is built without a default TLS provider (aws-lc is a long C build): ring is
+/// installed once per process, before any HTTP client is made.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// One HTTP client per Odoo, with the call timeout on every request.
 #[derive(Clone)]
 pub(crate) struct Http {
@@ -129,8 +135,7 @@ pub(crate) struct Http {
 
 impl Http {
     pub fn new(url: &str, timeout: Duration) -> Result<Self, OdooError> {
-        // reqwest is built without a default TLS provider: pick ring once per process.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))

@@ -2,6 +2,8 @@
 //! what it stored.
 #![allow(dead_code)]
 
+pub mod odoo;
+
 use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,7 +27,7 @@ pub async fn spawn_app(yaml: &str) -> TestApp {
 }
 
 pub async fn spawn_app_with(yaml: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
-    init_logging();
+    init();
     let yaml_dir = tempfile::tempdir().unwrap();
     std::fs::write(yaml_dir.path().join("definitions.yaml"), yaml).unwrap();
     let data_dir = tempfile::tempdir().unwrap();
@@ -52,9 +54,11 @@ pub fn test_settings() -> Settings {
     Settings::load_from(None, Vec::<(String, String)>::new()).unwrap()
 }
 
-fn init_logging() {
+/// Logging for failing tests, and the TLS provider every HTTP client needs.
+pub fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        towerhook::odoo::install_tls_provider();
         let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
             .is_test(true)
             .try_init();

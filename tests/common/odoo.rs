@@ -1,0 +1,289 @@
+//! The Odoo the integration tests talk to: the emulator under `tests/odoo_emulator` by
+//! default, or a real Odoo when `TOWERHOOK_TEST_ODOO_URL`, `_DB`, `_LOGIN` and `_PASSWORD`
+//! are set (the login must be in "Cetmix Tower / Root"). Records are created and changed
+//! over RPC in both cases; outages, stalls and the call journal need the emulator.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use towerhook::odoo::{Call, ClientSettings, OdooClient, Protocol};
+
+/// Credentials of the emulator's seeded users (tests/odoo_emulator/README.md).
+pub const SERVICE_LOGIN: &str = "towerhook";
+pub const SERVICE_KEY: &str = "91db4ffea7166b07c5c01632641177b656b5f15e";
+pub const ADMIN_LOGIN: &str = "admin";
+pub const ADMIN_KEY: &str = "96c63236899f8fe29ca4fd5ffd531da18ec448c7";
+pub const DEMO_LOGIN: &str = "demo";
+pub const DEMO_KEY: &str = "9817cbaa1888272565e5009be512ac7e0cffd8e0";
+pub const DATABASE: &str = "towerhook_test";
+
+/// A running emulator; stopped when dropped (its stdin closes and it exits).
+pub struct Emulator {
+    child: Child,
+    _stdin: ChildStdin,
+    pub rpc_port: u16,
+    pub control_port: u16,
+    http: reqwest::Client,
+}
+
+impl Emulator {
+    pub fn start(version: &str) -> Self {
+        super::init();
+        let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/odoo_emulator/emulator.py"
+        );
+        let mut child = Command::new(python)
+            .args([
+                script,
+                "--port",
+                "0",
+                "--control-port",
+                "0",
+                "--db",
+                DATABASE,
+            ])
+            .args(["--version", version])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start the Odoo emulator");
+        let stdin = child.stdin.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = |name: &str| -> u16 {
+            line.split_whitespace()
+                .find_map(|part| part.strip_prefix(&format!("{name}=")))
+                .and_then(|port| port.parse().ok())
+                .unwrap_or_else(|| panic!("emulator did not start: {line:?}"))
+        };
+        Self {
+            rpc_port: port("rpc"),
+            control_port: port("control"),
+            child,
+            _stdin: stdin,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rpc_port)
+    }
+
+    fn control_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.control_port)
+    }
+
+    /// A control-port request; panics on an error answer.
+    pub async fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), self.control_url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(
+            status.is_success(),
+            "control {method} {path}: {status} {answer}"
+        );
+        answer
+    }
+
+    pub async fn down(&self) {
+        self.control("POST", "/rpc/down", None).await;
+    }
+
+    pub async fn up(&self) {
+        self.control("POST", "/rpc/up", None).await;
+    }
+
+    pub async fn journal(&self, query: &str) -> Vec<Value> {
+        let answer = self
+            .control("GET", &format!("/journal?{query}"), None)
+            .await;
+        answer["entries"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Records as the superuser sees them (inactive included).
+    pub async fn records(&self, model: &str) -> Vec<Value> {
+        let answer = self
+            .control(
+                "POST",
+                &format!("/records/{model}/search"),
+                Some(json!({"domain": [], "order": "id"})),
+            )
+            .await;
+        answer["records"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An Odoo for one test: its address, the service user towerhook logs in as, and an RPC
+/// client (as that user) to arrange records.
+pub struct TestOdoo {
+    pub emulator: Option<Emulator>,
+    pub url: String,
+    pub database: String,
+    pub login: String,
+    pub secret: String,
+    pub client: OdooClient,
+    /// Records this test created (real Odoo: removed again at the end).
+    created: std::sync::Mutex<Vec<(String, i64)>>,
+}
+
+impl TestOdoo {
+    /// The emulator (version 17.0) unless a real Odoo is configured.
+    pub async fn start() -> Self {
+        Self::start_version("17.0").await
+    }
+
+    pub async fn start_version(version: &str) -> Self {
+        let real = |name: &str| std::env::var(format!("TOWERHOOK_TEST_ODOO_{name}")).ok();
+        let (emulator, url, database, login, secret) =
+            match (real("URL"), real("DB"), real("LOGIN"), real("PASSWORD")) {
+                (Some(url), Some(db), Some(login), Some(password)) => {
+                    (None, url, db, login, password)
+                }
+                _ => {
+                    let emulator = Emulator::start(version);
+                    let url = emulator.url();
+                    (
+                        Some(emulator),
+                        url,
+                        DATABASE.to_string(),
+                        SERVICE_LOGIN.to_string(),
+                        SERVICE_KEY.to_string(),
+                    )
+                }
+            };
+        let client = OdooClient::connect(&client_settings(&url, &database, &login, &secret))
+            .await
+            .expect("cannot log in to the test Odoo");
+        Self {
+            emulator,
+            url,
+            database,
+            login,
+            secret,
+            client,
+            created: Default::default(),
+        }
+    }
+
+    /// The emulator, or `None` (with a note) when the test runs against a real Odoo.
+    pub fn emulator(&self) -> Option<&Emulator> {
+        if self.emulator.is_none() {
+            eprintln!("this part needs the Odoo emulator; skipped against a real Odoo");
+        }
+        self.emulator.as_ref()
+    }
+
+    pub async fn create(&self, model: &str, values: Value) -> i64 {
+        let id = self
+            .client
+            .execute(&Call::model(model, "create").arg(values))
+            .await
+            .unwrap_or_else(|e| panic!("create {model}: {e}"));
+        let id = id.as_i64().or_else(|| id[0].as_i64()).unwrap();
+        self.created.lock().unwrap().push((model.to_string(), id));
+        id
+    }
+
+    pub async fn write(&self, model: &str, id: i64, values: Value) {
+        self.client
+            .execute(&Call::on(model, "write", vec![id]).arg(values))
+            .await
+            .unwrap_or_else(|e| panic!("write {model} {id}: {e}"));
+    }
+
+    pub async fn unlink(&self, model: &str, id: i64) {
+        self.client
+            .execute(&Call::on(model, "unlink", vec![id]))
+            .await
+            .unwrap_or_else(|e| panic!("unlink {model} {id}: {e}"));
+    }
+
+    /// Creates the definitions of a Cetmix Tower YAML text (the acceptance fixtures).
+    pub async fn load_yaml(&self, yaml: &str) {
+        let document: Value = serde_saphyr::from_str(yaml).unwrap();
+        let records = document
+            .get("records")
+            .cloned()
+            .unwrap_or(document)
+            .as_array()
+            .cloned()
+            .unwrap();
+        let mut authenticators = std::collections::HashMap::new();
+        for record in records
+            .iter()
+            .filter(|r| r["cetmix_tower_model"] == "webhook_authenticator")
+        {
+            let mut values = json!({
+                "name": record["name"], "reference": record["reference"], "code": record["code"],
+            });
+            for field in ["allowed_ip_addresses", "trusted_proxy_ips"] {
+                if let Some(text) = record.get(field).and_then(Value::as_str) {
+                    values[field] = json!(text);
+                }
+            }
+            let id = self.create("cx.tower.webhook.authenticator", values).await;
+            authenticators.insert(record["reference"].as_str().unwrap().to_string(), id);
+        }
+        for record in records
+            .iter()
+            .filter(|r| r["cetmix_tower_model"] == "webhook")
+        {
+            let mut values = json!({
+                "name": record["name"], "reference": record["reference"], "code": record["code"],
+                "endpoint": record["endpoint"],
+                "authenticator_id": authenticators[record["authenticator_id"].as_str().unwrap()],
+            });
+            for field in ["method", "content_type", "active"] {
+                if let Some(value) = record.get(field) {
+                    values[field] = value.clone();
+                }
+            }
+            self.create("cx.tower.webhook", values).await;
+        }
+    }
+}
+
+impl Drop for TestOdoo {
+    fn drop(&mut self) {
+        // A real Odoo keeps its data: note what this test left behind.
+        if self.emulator.is_none() {
+            let created = self.created.lock().unwrap();
+            if !created.is_empty() {
+                eprintln!("records created in the real Odoo by this test: {created:?}");
+            }
+        }
+    }
+}
+
+pub fn client_settings(url: &str, database: &str, login: &str, secret: &str) -> ClientSettings {
+    ClientSettings {
+        url: url.to_string(),
+        database: database.to_string(),
+        login: login.to_string(),
+        secret: secret.to_string(),
+        protocol: Protocol::Auto,
+        timeout: Duration::from_secs(5),
+        retries: 1,
+    }
+}
