@@ -6,7 +6,6 @@ import time
 import unittest
 
 import towerhook_sandbox as sandbox
-from towerhook_sandbox import runner
 
 ALLOW_ALL = "result = {'allowed': True}"
 
@@ -150,5 +149,3 @@ class SandboxTestCase(unittest.TestCase):
     def assertAuthFailed(self, answer, status=403, contains=None):
         self.assertOutcome(answer, "auth_failed", status, contains)
 
-
-__all__ = ["runner"]

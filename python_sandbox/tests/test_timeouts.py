@@ -296,3 +296,35 @@ class RecursionLimitTest(SandboxTestCase):
         self.assertEqual(sys.getrecursionlimit(), 300)
         answer = run(webhook="def f(n):\n    return f(n + 1)\nf(0)")
         self.assertWebhookFailed(answer, "RecursionError")
+
+
+class ConcurrentCallsTest(SandboxTestCase):
+    """Several snippet threads share the interpreter, as in the host's pool."""
+
+    def test_threads_keep_their_own_deadlines(self):
+        results = {}
+
+        def worker(number):
+            guard = WatchdogGuard(LIMIT)
+            try:
+                if number % 2:
+                    code = "while True:\n    pass"
+                else:
+                    code = "time.sleep(0.1)\nresult['message'] = 'worker %d'" % number
+                results[number] = run(
+                    webhook=code, context={"guard": guard, "timeout_seconds": LIMIT}
+                )
+            finally:
+                guard.close()
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        self.assertEqual(len(results), 6)
+        for number, answer in results.items():
+            if number % 2:
+                self.assertWebhookFailed(answer, "execution timed out after 0.3 s")
+            else:
+                self.assertWebhookOk(answer, "worker %d" % number)

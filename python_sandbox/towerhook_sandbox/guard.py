@@ -7,6 +7,7 @@ in short slices or pass a bounded timeout down: an injected exception only lands
 Python bytecode runs, never inside a blocking C call.
 """
 
+import functools
 import threading
 
 from .exceptions import SnippetTimeout
@@ -31,16 +32,16 @@ class NoGuard:
 
 NO_GUARD = NoGuard()
 
-_current = threading.local()
-
-
-def set_current(guard):
-    _current.guard = guard
+# Per thread: ``guard``, the guard of the snippet running in this thread (None between
+# snippets), and ``uncatchable`` (below). The runner clears them with plain attribute
+# stores, which a pending asynchronous exception cannot interrupt half-way (it only lands
+# at calls and jumps).
+state = threading.local()
 
 
 def remaining():
     """Seconds left for the running snippet (infinite when none is limited)."""
-    guard = getattr(_current, "guard", None)
+    guard = getattr(state, "guard", None)
     if guard is None:
         return INFINITY
     return guard.remaining()
@@ -55,18 +56,22 @@ def check():
     finalized after the call), the snippet's code must not run at all: nothing would stop
     a loop there.
     """
-    guard = getattr(_current, "guard", None)
+    guard = getattr(state, "guard", None)
     if guard is None or guard.remaining() <= 0:
         raise SnippetTimeout()
 
 
-def uncatchable():
-    """What no ``except`` clause of a snippet may catch: the timeout while the snippet
-    runs, and everything outside its run (where even evaluating the clause's type is
-    snippet code that nothing would stop)."""
-    if getattr(_current, "guard", None) is None:
-        return BaseException
-    return SnippetTimeout
+# What no ``except`` clause of a snippet may catch: the timeout while the snippet runs
+# (``state.uncatchable``, set by the runner), everything outside its run, where even
+# evaluating the clause's type is snippet code that nothing would stop. A C-level call, so
+# that matching an exception adds no Python frame.
+uncatchable = functools.partial(getattr, state, "uncatchable", BaseException)
+
+
+def begin(guard):
+    """Marks this thread as running a snippet under ``guard`` (the runner undoes it)."""
+    state.guard = guard
+    state.uncatchable = SnippetTimeout
 
 
 def bounded(timeout):

@@ -18,6 +18,7 @@ any other attribute is absent. Differences, all deliberate:
   patch (old zone names Odoo maps to current ones are unknown here).
 """
 
+import functools
 import importlib
 import sys
 import time as _time
@@ -75,14 +76,11 @@ class Library:
 class Namespace:
     """A plain namespace of libraries (Cetmix's ``dns`` is a SimpleNamespace)."""
 
-    def __init__(self, title, **members):
-        self.__title = title
+    def __init__(self, **members):
         self.__dict__.update(members)
 
     def __repr__(self):
-        return "namespace(%s)" % ", ".join(
-            "%s=%r" % item for item in self.__dict__.items() if "__" not in item[0]
-        )
+        return "namespace(%s)" % ", ".join("%s=%r" % item for item in self.__dict__.items())
 
 
 # --- time
@@ -113,18 +111,20 @@ def sleep(seconds):
 
 
 def _with_timeout(function):
+    @functools.wraps(function)
     def call(*args, **kwargs):
         kwargs["timeout"] = guard.bounded(kwargs.get("timeout"))
         return function(*args, **kwargs)
 
-    call.__name__ = function.__name__
     return call
 
 
-_LIFETIME_POSITION = 7  # resolve(qname, rdtype, rdclass, tcp, source, raise_on_no_answer, source_port, lifetime)
+# resolve/query(qname, rdtype, rdclass, tcp, source, raise_on_no_answer, source_port, lifetime)
+_LIFETIME_POSITION = 7
 
 
 def _with_lifetime(function):
+    @functools.wraps(function)
     def call(*args, **kwargs):
         if len(args) > _LIFETIME_POSITION:
             args = list(args)
@@ -133,7 +133,6 @@ def _with_lifetime(function):
             kwargs["lifetime"] = guard.bounded(kwargs.get("lifetime"))
         return function(*args, **kwargs)
 
-    call.__name__ = function.__name__
     return call
 
 
@@ -267,7 +266,6 @@ def build():
             "tldextract", "tldextract", "tldextract", {"extract": _offline_extract}
         ),
         "dns": Namespace(
-            "dns",
             resolver=Library(
                 "dns.resolver",
                 "dns.resolver",
@@ -306,9 +304,8 @@ def preload(names):
 
 def _preload(value):
     if isinstance(value, Namespace):
-        for name, member in vars(value).items():
-            if "__" not in name:
-                _preload(member)
+        for member in vars(value).values():
+            _preload(member)
     elif isinstance(value, Library):
         try:
             for name in value._Library__attributes:

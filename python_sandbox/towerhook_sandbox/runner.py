@@ -151,6 +151,7 @@ def run_call(auth, hook, headers, raw_data, payload, context):
     stage = AUTHENTICATOR
     try:
         denied = _stage(
+            AUTHENTICATOR,
             auth,
             {
                 "headers": headers,
@@ -159,13 +160,13 @@ def run_call(auth, hook, headers, raw_data, payload, context):
                 "result": {"allowed": False},
             },
             call,
-            _judge_authenticator,
         )
         _checkpoint()
         if denied is not None:
             return denied
         stage = WEBHOOK
         answer = _stage(
+            WEBHOOK,
             hook,
             {
                 "headers": headers,
@@ -173,7 +174,6 @@ def run_call(auth, hook, headers, raw_data, payload, context):
                 "result": {"exit_code": 0, "message": None},
             },
             call,
-            _judge_webhook,
         )
         _checkpoint()
         return answer
@@ -187,53 +187,60 @@ def _checkpoint():
     pass
 
 
-def _stage(prepared, names, call, judge):
+def _stage(kind, prepared, names, call):
     """Runs one snippet and judges its result: a response, or None to go on.
 
     Everything the snippet's objects take part in (its run, reading its result, turning
     its exception into text, dropping its globals) happens between enter() and leave(),
     under the time limit.
     """
+    spoil = prepared.spoil
     if prepared.error is not None:
-        return _failure(prepared, prepared.error)
+        return _failure(kind, prepared.error, spoil)
     scope = _base(call.source).copy()
     if call.odoo is not None:
-        scope.update(odoo_objects.provided(call.odoo, prepared.kind))
+        scope.update(odoo_objects.provided(call.odoo, kind))
     scope.update(names)
-    guard.set_current(call.guard)
+    guard.begin(call.guard)
     try:
-        call.guard.enter(prepared.kind)
+        call.guard.enter(kind)
         try:
             if prepared.code is not None:
                 exec(prepared.code, scope)  # noqa: S102 - checked and rewritten in prepare
             result = scope.get("result")
             if not isinstance(result, dict):
                 raise UserError(NOT_A_DICT)
-            return judge(result, prepared)
+            return _JUDGES[kind](result, spoil)
         except SnippetTimeout:
             raise
         except BaseException as exc:  # the snippet's own failure, reported to the caller
             if _caused_by_timeout(exc):
                 raise SnippetTimeout() from None
-            return _failure(prepared, _error_text(exc))
+            return _failure(kind, _error_text(exc), spoil)
         finally:
             scope.clear()
     finally:
+        # Cleared with plain stores, before leave(): a timeout surfacing after leave()
+        # finds this thread marked as running no snippet.
+        guard.state.guard = None
+        guard.state.uncatchable = BaseException
         call.guard.leave()
-        guard.set_current(None)
 
 
-def _judge_authenticator(result, prepared):
+def _judge_authenticator(result, spoil):
     if result.get("allowed"):
         return None
     message = str(result.get("message", "Authentication not allowed"))
-    return _render(AUTH_FAILED, _denial_status(result.get("http_code")), message, prepared)
+    return _render(AUTH_FAILED, _denial_status(result.get("http_code")), message, spoil)
 
 
-def _judge_webhook(result, prepared):
+def _judge_webhook(result, spoil):
     if result.get("exit_code") != 0:
-        return _render(CODE_FAILED, 500, str(result.get("message")), prepared)
-    return _render(OK, 200, result.get("message") or "OK", prepared)
+        return _render(CODE_FAILED, 500, str(result.get("message")), spoil)
+    return _render(OK, 200, result.get("message") or "OK", spoil)
+
+
+_JUDGES = {AUTHENTICATOR: _judge_authenticator, WEBHOOK: _judge_webhook}
 
 
 def _denial_status(http_code):
@@ -244,15 +251,13 @@ def _denial_status(http_code):
     return 403
 
 
-def _render(outcome, status, message, prepared):
-    return response.render(
-        outcome, status, message, prepared.spoil, _settings["max_message_chars"]
-    )
+def _render(outcome, status, message, spoil):
+    return response.render(outcome, status, message, spoil, _settings["max_message_chars"])
 
 
-def _failure(prepared, text):
-    outcome, status = _FAILED[prepared.kind]
-    return _render(outcome, status, _PREFIX[prepared.kind] + text, prepared)
+def _failure(kind, text, spoil):
+    outcome, status = _FAILED[kind]
+    return _render(outcome, status, _PREFIX[kind] + text, spoil)
 
 
 def _error_text(exc):
@@ -265,8 +270,8 @@ def _error_text(exc):
 
 
 def _caused_by_timeout(exc):
-    # A timeout that reached an except clause and was replaced by another error (a
-    # NameError raised while matching, say) still means the snippet ran out of time.
+    # A timeout that a library caught and replaced by its own error still means the
+    # snippet ran out of time.
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, SnippetTimeout):
@@ -282,13 +287,12 @@ def _timed_out(stage, call):
         seconds = _settings.get("timeout_seconds")
     text = "%sexecution timed out after %s s" % (_PREFIX[stage], _seconds(seconds))
     outcome, status = _FAILED[stage]
-    limit = _settings["max_message_chars"]
     while True:
         # A second injection may still be pending (re-injected just before leave()):
         # let it surface here rather than out of run_call.
         try:
             _checkpoint()
-            return response.render(outcome, status, text, (), limit)
+            return _render(outcome, status, text, ())
         except SnippetTimeout:
             continue
 

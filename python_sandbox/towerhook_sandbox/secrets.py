@@ -165,17 +165,36 @@ def apply(tree, inlined):
 
 
 def needles(values):
-    """Every form in which a secret value can show in a message, longest first."""
+    """Every form in which a secret value can show in a message, longest first.
+
+    The value itself, and the value as it shows inside ``repr()`` (either quote style) or
+    JSON text, once or twice over: an exception text quoting ``repr(value)`` is quoted
+    again by the ``repr()`` of the exception. Also its UTF-8 bytes as ``repr()`` shows them.
+    """
     found = set()
     for value in values:
         if not value or not isinstance(value, str):
             continue
-        found.add(value)
-        found.add(repr(value)[1:-1])
-        found.add(json.dumps(value)[1:-1])
-        found.add(repr(value.encode("utf-8", "surrogatepass"))[2:-1])
+        encoded = value.encode("utf-8", "surrogatepass")
+        bytes_form = repr(encoded + b"'\"")[2:-1][:-3]
+        forms = {value, bytes_form, bytes_form.replace("\\'", "'")}
+        for _round in range(2):
+            forms = set().union(*(_escaped(form) for form in forms))
+        found |= forms
     found.discard("")
     return tuple(sorted(found, key=len, reverse=True))
+
+
+def _escaped(text):
+    # repr() escapes the quote it is delimited with: force both quotes in, strip them off.
+    quoted = repr(text + "'\"")[1:-1][:-3]
+    return {
+        text,
+        quoted,
+        quoted.replace("\\'", "'"),
+        json.dumps(text)[1:-1],
+        json.dumps(text, ensure_ascii=False)[1:-1],
+    }
 
 
 def mask(text, spoil):
