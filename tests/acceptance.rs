@@ -1,18 +1,65 @@
 //! The 18 acceptance cases of the contract (the module's own controller tests), against the
-//! real server on a real socket, checking the response and the stored log record.
+//! real server on a real socket, checking the response and the stored log record: once with
+//! the definitions in a YAML directory, once with the same definitions in Odoo.
 
 mod common;
 
 use std::net::IpAddr;
 
+use common::odoo::{TestOdoo, spawn_app_on};
 use common::{TestApp, answer, spawn_app};
 use serde_json::json;
 
 const FIXTURES: &str = include_str!("fixtures/acceptance.yaml");
 
-async fn app() -> TestApp {
-    spawn_app(FIXTURES).await
+/// Runs each case against both sources.
+macro_rules! on_both_sources {
+    ($($case:ident),* $(,)?) => {
+        mod yaml_source {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let app = super::spawn_app(super::FIXTURES).await;
+                    super::$case(&app).await;
+                }
+            )*
+        }
+        mod odoo_source {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let odoo = super::TestOdoo::start().await;
+                    odoo.load_yaml(super::FIXTURES).await;
+                    let app = super::spawn_app_on(&odoo, |_| {}).await;
+                    super::$case(&app).await;
+                }
+            )*
+        }
+    };
 }
+
+on_both_sources!(
+    case_01_post_json_success,
+    case_02_get_with_query,
+    case_03_unknown_endpoint,
+    case_04_wrong_method,
+    case_05_post_without_body,
+    case_06_authenticator_denies,
+    case_07_webhook_code_raises,
+    case_08_headers_are_stored_and_message_returned,
+    case_09_log_has_the_client_address,
+    case_10_inactive_webhook,
+    case_11_authenticator_code_raises,
+    case_12_json_and_form_content_types,
+    case_13_ipv4_and_ipv6_allowlist,
+    case_14_proxy_headers_ignored_without_trusted_proxy,
+    case_15_forwarded_for_honoured_from_trusted_proxy,
+    case_16_real_ip_fallback_when_forwarded_for_is_garbage,
+    case_17_invalid_proxy_headers_fall_back_to_the_peer,
+    case_18_immediate_peer_in_allowlist,
+    denying_authenticator_chooses_its_status,
+    spoofed_forwarded_for_entry_is_not_taken,
+);
 
 fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
@@ -28,11 +75,9 @@ async fn post_json(app: &TestApp, endpoint: &str, body: &str) -> reqwest::Respon
         .unwrap()
 }
 
-#[tokio::test]
-async fn case_01_post_json_success() {
-    let app = app().await;
+async fn case_01_post_json_success(app: &TestApp) {
     let (status, text, _) =
-        answer(post_json(&app, "webhook_post", r#"{"some": "data"}"#).await).await;
+        answer(post_json(app, "webhook_post", r#"{"some": "data"}"#).await).await;
     assert_eq!(status, 200);
     // The module answers json.dumps({"message": ...}) with Python's separators.
     assert_eq!(text, r#"{"message": "POST ok"}"#);
@@ -50,9 +95,7 @@ async fn case_01_post_json_success() {
     assert_eq!(log.user_id, Some(1));
 }
 
-#[tokio::test]
-async fn case_02_get_with_query() {
-    let app = app().await;
+async fn case_02_get_with_query(app: &TestApp) {
     let response = reqwest::get(format!("{}?foo=bar", app.url("webhook_get")))
         .await
         .unwrap();
@@ -68,10 +111,8 @@ async fn case_02_get_with_query() {
     assert_eq!(log.request_payload, Some(json!({"foo": "bar"})));
 }
 
-#[tokio::test]
-async fn case_03_unknown_endpoint() {
-    let app = app().await;
-    let (status, text, _) = answer(post_json(&app, "missing", r#"{"test": 1}"#).await).await;
+async fn case_03_unknown_endpoint(app: &TestApp) {
+    let (status, text, _) = answer(post_json(app, "missing", r#"{"test": 1}"#).await).await;
     assert_eq!(status, 404);
     assert_eq!(text, r#"{"message": "Webhook not found"}"#);
     let log = app.last_log();
@@ -86,9 +127,7 @@ async fn case_03_unknown_endpoint() {
     assert_eq!(log.user_id, None);
 }
 
-#[tokio::test]
-async fn case_04_wrong_method() {
-    let app = app().await;
+async fn case_04_wrong_method(app: &TestApp) {
     let response = reqwest::get(app.url("webhook_post")).await.unwrap();
     let (status, _, message) = answer(response).await;
     assert_eq!((status, message), (404, json!("Webhook not found")));
@@ -103,20 +142,16 @@ async fn case_04_wrong_method() {
     assert_eq!(log.error_message.as_deref(), Some("Webhook not found"));
 }
 
-#[tokio::test]
-async fn case_05_post_without_body() {
-    let app = app().await;
-    let (status, _, message) = answer(post_json(&app, "webhook_post", "").await).await;
+async fn case_05_post_without_body(app: &TestApp) {
+    let (status, _, message) = answer(post_json(app, "webhook_post", "").await).await;
     assert_eq!((status, message), (200, json!("POST ok")));
     let log = app.last_log();
     assert_eq!(log.http_status, 200);
     assert_eq!(log.request_payload, Some(json!({})));
 }
 
-#[tokio::test]
-async fn case_06_authenticator_denies() {
-    let app = app().await;
-    let (status, _, message) = answer(post_json(&app, "forbidden", r#"{"fail": 1}"#).await).await;
+async fn case_06_authenticator_denies(app: &TestApp) {
+    let (status, _, message) = answer(post_json(app, "forbidden", r#"{"fail": 1}"#).await).await;
     assert_eq!(
         (status, message),
         (403, json!("Authentication not allowed"))
@@ -133,10 +168,8 @@ async fn case_06_authenticator_denies() {
     );
 }
 
-#[tokio::test]
-async fn case_07_webhook_code_raises() {
-    let app = app().await;
-    let (status, _, message) = answer(post_json(&app, "webhook_raise", "{}").await).await;
+async fn case_07_webhook_code_raises(app: &TestApp) {
+    let (status, _, message) = answer(post_json(app, "webhook_raise", "{}").await).await;
     assert_eq!(status, 500);
     assert!(
         message.as_str().unwrap().contains("Some error!"),
@@ -151,9 +184,7 @@ async fn case_07_webhook_code_raises() {
     assert_eq!(log.result_message, None);
 }
 
-#[tokio::test]
-async fn case_08_headers_are_stored_and_message_returned() {
-    let app = app().await;
+async fn case_08_headers_are_stored_and_message_returned(app: &TestApp) {
     let response = reqwest::Client::new()
         .post(app.url("webhook_post"))
         .header("Content-Type", "application/json")
@@ -175,26 +206,20 @@ async fn case_08_headers_are_stored_and_message_returned() {
     assert!(text.contains(&log.result_message.unwrap()));
 }
 
-#[tokio::test]
-async fn case_09_log_has_the_client_address() {
-    let app = app().await;
-    post_json(&app, "webhook_post", r#"{"check": "ip"}"#).await;
+async fn case_09_log_has_the_client_address(app: &TestApp) {
+    post_json(app, "webhook_post", r#"{"check": "ip"}"#).await;
     assert_eq!(app.last_log().ip_address.as_deref(), Some("127.0.0.1"));
 }
 
-#[tokio::test]
-async fn case_10_inactive_webhook() {
-    let app = app().await;
+async fn case_10_inactive_webhook(app: &TestApp) {
     let (status, _, message) =
-        answer(post_json(&app, "webhook_archived", r#"{"a": 1}"#).await).await;
+        answer(post_json(app, "webhook_archived", r#"{"a": 1}"#).await).await;
     assert_eq!((status, message), (404, json!("Webhook not found")));
     assert_eq!(app.last_log().webhook_reference, None);
 }
 
-#[tokio::test]
-async fn case_11_authenticator_code_raises() {
-    let app = app().await;
-    let (status, _, message) = answer(post_json(&app, "bad_auth", r#"{"x": 1}"#).await).await;
+async fn case_11_authenticator_code_raises(app: &TestApp) {
+    let (status, _, message) = answer(post_json(app, "bad_auth", r#"{"x": 1}"#).await).await;
     assert_eq!(status, 403);
     assert!(message.as_str().unwrap().contains("auth fail"), "{message}");
     let log = app.last_log();
@@ -207,11 +232,9 @@ async fn case_11_authenticator_code_raises() {
     assert!(log.error_message.unwrap().contains("auth fail"));
 }
 
-#[tokio::test]
-async fn case_12_json_and_form_content_types() {
-    let app = app().await;
+async fn case_12_json_and_form_content_types(app: &TestApp) {
     let (status, _, message) =
-        answer(post_json(&app, "webhook_json", r#"{"json_test": "ok"}"#).await).await;
+        answer(post_json(app, "webhook_json", r#"{"json_test": "ok"}"#).await).await;
     assert_eq!((status, message), (200, json!("POST JSON ok")));
     let log = app.last_log();
     assert_eq!(log.http_status, 200);
@@ -232,9 +255,7 @@ async fn case_12_json_and_form_content_types() {
     );
 }
 
-#[tokio::test]
-async fn case_13_ipv4_and_ipv6_allowlist() {
-    let app = app().await;
+async fn case_13_ipv4_and_ipv6_allowlist(app: &TestApp) {
     let cases = [
         ("203.0.113.5", 200, "IP OK"),
         ("2001:db8::42", 200, "IP OK"),
@@ -296,11 +317,9 @@ async fn via_proxy(
     (status, message)
 }
 
-#[tokio::test]
-async fn case_14_proxy_headers_ignored_without_trusted_proxy() {
-    let app = app().await;
+async fn case_14_proxy_headers_ignored_without_trusted_proxy(app: &TestApp) {
     let answer = via_proxy(
-        &app,
+        app,
         "proxy_ignored",
         "203.0.113.7, 10.0.0.5",
         Some("203.0.113.7"),
@@ -310,20 +329,16 @@ async fn case_14_proxy_headers_ignored_without_trusted_proxy() {
     assert_eq!(app.last_log().ip_address.as_deref(), Some("10.0.0.5"));
 }
 
-#[tokio::test]
-async fn case_15_forwarded_for_honoured_from_trusted_proxy() {
-    let app = app().await;
-    let answer = via_proxy(&app, "proxy_xff", "203.0.113.7, 10.0.0.5", None).await;
+async fn case_15_forwarded_for_honoured_from_trusted_proxy(app: &TestApp) {
+    let answer = via_proxy(app, "proxy_xff", "203.0.113.7, 10.0.0.5", None).await;
     assert_eq!(answer, (200, json!("OK XFF")));
     // The log records the effective client, not the proxy.
     assert_eq!(app.last_log().ip_address.as_deref(), Some("203.0.113.7"));
 }
 
-#[tokio::test]
-async fn case_16_real_ip_fallback_when_forwarded_for_is_garbage() {
-    let app = app().await;
+async fn case_16_real_ip_fallback_when_forwarded_for_is_garbage(app: &TestApp) {
     let answer = via_proxy(
-        &app,
+        app,
         "proxy_real_ip",
         "garbage, not_an_ip",
         Some("203.0.113.8"),
@@ -333,11 +348,9 @@ async fn case_16_real_ip_fallback_when_forwarded_for_is_garbage() {
     assert_eq!(app.last_log().ip_address.as_deref(), Some("203.0.113.8"));
 }
 
-#[tokio::test]
-async fn case_17_invalid_proxy_headers_fall_back_to_the_peer() {
-    let app = app().await;
+async fn case_17_invalid_proxy_headers_fall_back_to_the_peer(app: &TestApp) {
     let answer = via_proxy(
-        &app,
+        app,
         "proxy_xff",
         "not_an_ip, also_bad",
         Some("bad_ip_value"),
@@ -347,19 +360,15 @@ async fn case_17_invalid_proxy_headers_fall_back_to_the_peer() {
     assert_eq!(app.last_log().ip_address.as_deref(), Some("10.0.0.5"));
 }
 
-#[tokio::test]
-async fn case_18_immediate_peer_in_allowlist() {
-    let app = app().await;
-    let answer = via_proxy(&app, "proxy_peer", "203.0.113.7", None).await;
+async fn case_18_immediate_peer_in_allowlist(app: &TestApp) {
+    let answer = via_proxy(app, "proxy_peer", "203.0.113.7", None).await;
     assert_eq!(answer, (200, json!("OK immediate peer")));
 }
 
 /// Documented difference: the authenticator's `http_code` is honoured (the module always
 /// answers 403).
-#[tokio::test]
-async fn denying_authenticator_chooses_its_status() {
-    let app = app().await;
-    let (status, _, message) = answer(post_json(&app, "teapot", "{}").await).await;
+async fn denying_authenticator_chooses_its_status(app: &TestApp) {
+    let (status, _, message) = answer(post_json(app, "teapot", "{}").await).await;
     assert_eq!((status, message), (418, json!("I am a teapot!")));
     let log = app.last_log();
     assert_eq!(log.http_status, 418);
@@ -368,11 +377,9 @@ async fn denying_authenticator_chooses_its_status() {
 
 /// Documented difference: X-Forwarded-For is walked from the right, so a client cannot
 /// choose its address by sending the header to a trusted proxy that appends to it.
-#[tokio::test]
-async fn spoofed_forwarded_for_entry_is_not_taken() {
-    let app = app().await;
+async fn spoofed_forwarded_for_entry_is_not_taken(app: &TestApp) {
     // The client wrote 203.0.113.66; the proxy appended the real client 198.51.100.1.
-    let answer = via_proxy(&app, "proxy_xff", "203.0.113.66, 198.51.100.1", None).await;
+    let answer = via_proxy(app, "proxy_xff", "203.0.113.66, 198.51.100.1", None).await;
     assert_eq!(answer, (403, json!("Address not allowed")));
     assert_eq!(app.last_log().ip_address.as_deref(), Some("198.51.100.1"));
 }

@@ -220,7 +220,9 @@ impl TestOdoo {
     }
 
     /// Creates the definitions of a Cetmix Tower YAML text (the acceptance fixtures).
+    /// Records left with the same references by an earlier run (real Odoo) go first.
     pub async fn load_yaml(&self, yaml: &str) {
+        self.remove_leftovers(yaml).await;
         let document: Value = serde_saphyr::from_str(yaml).unwrap();
         let records = document
             .get("records")
@@ -264,6 +266,45 @@ impl TestOdoo {
     }
 }
 
+impl TestOdoo {
+    async fn remove_leftovers(&self, yaml: &str) {
+        if self.emulator.is_some() {
+            return;
+        }
+        let document: Value = serde_saphyr::from_str(yaml).unwrap();
+        let records = document.get("records").cloned().unwrap_or(document);
+        let references: Vec<Value> = records
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["reference"].clone())
+            .collect();
+        for model in ["cx.tower.webhook", "cx.tower.webhook.authenticator"] {
+            let ids = self
+                .client
+                .execute(
+                    &Call::model(model, "search")
+                        .arg(json!([["reference", "in", references]]))
+                        .kwarg("context", json!({"active_test": false})),
+                )
+                .await
+                .unwrap();
+            let ids: Vec<i64> = ids
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_i64)
+                .collect();
+            if !ids.is_empty() {
+                self.client
+                    .execute(&Call::on(model, "unlink", ids))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
 impl Drop for TestOdoo {
     fn drop(&mut self) {
         // A real Odoo keeps its data: note what this test left behind.
@@ -286,4 +327,29 @@ pub fn client_settings(url: &str, database: &str, login: &str, secret: &str) -> 
         timeout: Duration::from_secs(5),
         retries: 1,
     }
+}
+
+/// towerhook serving this Odoo's definitions (local log store), polling every half second
+/// unless `configure` says otherwise.
+pub async fn spawn_app_on(
+    odoo: &TestOdoo,
+    configure: impl FnOnce(&mut towerhook::configuration::Settings),
+) -> super::TestApp {
+    let (url, database, login, secret) = (
+        odoo.url.clone(),
+        odoo.database.clone(),
+        odoo.login.clone(),
+        odoo.secret.clone(),
+    );
+    super::spawn_app_with("", move |settings| {
+        settings.source = towerhook::configuration::SourceKind::Odoo;
+        settings.odoo_url = Some(url);
+        settings.odoo_db = Some(database);
+        settings.odoo_login = Some(login);
+        settings.odoo_api_key = Some(secret);
+        settings.odoo_poll_secs = 0.5;
+        settings.odoo_retries = 0;
+        configure(settings);
+    })
+    .await
 }

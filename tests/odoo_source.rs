@@ -1,0 +1,325 @@
+//! Definitions from Odoo: edits served within the poll interval, deletions, `/admin/reload`,
+//! the snapshot cache when Odoo is down, and clear errors when it cannot be reached.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::odoo::{TestOdoo, spawn_app_on};
+use common::{TestApp, answer};
+use serde_json::{Value, json};
+
+/// An open authenticator and a POST webhook answering `message`.
+async fn webhook(odoo: &TestOdoo, endpoint: &str, message: &str) -> i64 {
+    let authenticator = odoo
+        .create(
+            "cx.tower.webhook.authenticator",
+            json!({"name": format!("Open {endpoint}"), "code": "result = {'allowed': True}"}),
+        )
+        .await;
+    odoo.create(
+        "cx.tower.webhook",
+        json!({
+            "name": endpoint, "endpoint": endpoint, "authenticator_id": authenticator,
+            "code": format!("result = {{'exit_code': 0, 'message': {message:?}}}"),
+        }),
+    )
+    .await
+}
+
+async fn call(app: &TestApp, endpoint: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(app.url(endpoint))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let (status, _, message) = answer(response).await;
+    (status, message)
+}
+
+/// Calls until the answer is `expected` or `within` has passed; how long it took.
+async fn until(
+    app: &TestApp,
+    endpoint: &str,
+    expected: (u16, Value),
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let got = call(app, endpoint).await;
+        if got == expected {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "still {got:?} after {within:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn readiness(app: &TestApp) -> (u16, Value) {
+    let response = reqwest::get(format!("{}/readyz", app.base()))
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_edit_in_odoo_is_served_within_the_poll_interval() {
+    let odoo = TestOdoo::start().await;
+    let id = webhook(&odoo, "edited", "v1").await;
+    let app = spawn_app_on(&odoo, |s| s.odoo_poll_secs = 1.0).await;
+    assert_eq!(call(&app, "edited").await, (200, json!("v1")));
+
+    odoo.write(
+        "cx.tower.webhook",
+        id,
+        json!({"code": "result = {'exit_code': 0, 'message': 'v2'}"}),
+    )
+    .await;
+    let took = until(&app, "edited", (200, json!("v2")), Duration::from_secs(4)).await;
+    assert!(
+        took <= Duration::from_millis(2500),
+        "the edit took {took:?}"
+    );
+    // The log record carries the Odoo ids.
+    let log = app.last_log();
+    assert_eq!(log.webhook_reference.as_deref(), Some("edited"));
+}
+
+#[tokio::test]
+async fn a_deleted_webhook_answers_404_and_a_new_one_is_served() {
+    let odoo = TestOdoo::start().await;
+    let id = webhook(&odoo, "doomed", "alive").await;
+    let app = spawn_app_on(&odoo, |_| {}).await;
+    assert_eq!(call(&app, "doomed").await, (200, json!("alive")));
+    odoo.unlink("cx.tower.webhook", id).await;
+    until(
+        &app,
+        "doomed",
+        (404, json!("Webhook not found")),
+        Duration::from_secs(5),
+    )
+    .await;
+    webhook(&odoo, "newcomer", "hello").await;
+    until(
+        &app,
+        "newcomer",
+        (200, json!("hello")),
+        Duration::from_secs(5),
+    )
+    .await;
+    // Archiving is deactivation: 404 too.
+    let id = webhook(&odoo, "archived", "on").await;
+    until(&app, "archived", (200, json!("on")), Duration::from_secs(5)).await;
+    odoo.write("cx.tower.webhook", id, json!({"active": false}))
+        .await;
+    until(
+        &app,
+        "archived",
+        (404, json!("Webhook not found")),
+        Duration::from_secs(5),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn admin_reload_makes_an_edit_visible_at_once() {
+    let odoo = TestOdoo::start().await;
+    let id = webhook(&odoo, "reloaded", "before").await;
+    let app = spawn_app_on(&odoo, |s| {
+        s.odoo_poll_secs = 3600.0;
+        s.admin_token = Some("reload-token".into());
+    })
+    .await;
+    assert_eq!(call(&app, "reloaded").await, (200, json!("before")));
+    odoo.write(
+        "cx.tower.webhook",
+        id,
+        json!({"code": "result = {'exit_code': 0, 'message': 'after'}"}),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let reload = format!("{}/admin/reload", app.base());
+    let refused = client
+        .post(&reload)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(call(&app, "reloaded").await, (200, json!("before")));
+
+    let reloaded = client
+        .post(&reload)
+        .bearer_auth("reload-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reloaded.status().as_u16(), 200);
+    let body: Value = reloaded.json().await.unwrap();
+    assert_eq!(body["webhooks"], json!(1));
+    assert_eq!(call(&app, "reloaded").await, (200, json!("after")));
+}
+
+#[tokio::test]
+async fn admin_reload_does_not_exist_without_a_token() {
+    let odoo = TestOdoo::start().await;
+    let app = spawn_app_on(&odoo, |_| {}).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/admin/reload", app.base()))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn a_start_while_odoo_is_down_serves_the_cached_snapshot() {
+    let odoo = TestOdoo::start().await;
+    let Some(emulator) = odoo.emulator() else {
+        return;
+    };
+    webhook(&odoo, "cached", "from the snapshot").await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = data_dir.path().to_path_buf();
+    let first = spawn_app_on(&odoo, |s| s.data_dir = data.clone()).await;
+    assert_eq!(
+        call(&first, "cached").await,
+        (200, json!("from the snapshot"))
+    );
+
+    emulator.down().await;
+    let second = spawn_app_on(&odoo, |s| s.data_dir = data.clone()).await;
+    assert_eq!(
+        call(&second, "cached").await,
+        (200, json!("from the snapshot"))
+    );
+    let (status, body) = readiness(&second).await;
+    assert_eq!(status, 200, "{body}");
+    let stale = body["stale"].as_str().unwrap();
+    assert!(stale.contains("snapshot"), "{stale}");
+    assert!(stale.contains(&odoo.url), "{stale}");
+
+    // Odoo back: the snapshot is replaced by live definitions and the staleness clears.
+    emulator.up().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while readiness(&second).await.1["stale"] != Value::Null {
+        assert!(
+            Instant::now() < deadline,
+            "still stale after Odoo came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_start_while_odoo_is_down_without_snapshot_is_not_ready_and_says_why() {
+    let odoo = TestOdoo::start().await;
+    let Some(emulator) = odoo.emulator() else {
+        return;
+    };
+    emulator.down().await;
+    let app = spawn_app_on(&odoo, |_| {}).await;
+    let (status, body) = readiness(&app).await;
+    assert_eq!(status, 503, "{body}");
+    let problem = body["problems"][0].as_str().unwrap();
+    assert!(problem.contains("definitions not loaded"), "{problem}");
+    assert!(problem.contains(&odoo.url), "{problem}");
+    assert!(problem.contains("no cached snapshot"), "{problem}");
+    // Calls are refused with a reason, and logged.
+    let (status, message) = call(&app, "anything").await;
+    assert_eq!(
+        (status, message),
+        (503, json!("Definitions not loaded yet, retry later"))
+    );
+    assert_eq!(app.last_log().http_status, 503);
+}
+
+#[tokio::test]
+async fn odoo_going_down_keeps_the_definitions_served_and_marked_stale() {
+    let odoo = TestOdoo::start().await;
+    let Some(emulator) = odoo.emulator() else {
+        return;
+    };
+    webhook(&odoo, "steady", "still here").await;
+    let app = spawn_app_on(&odoo, |_| {}).await;
+    emulator.down().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = readiness(&app).await;
+        if body["stale"] != Value::Null {
+            assert_eq!(status, 200);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never marked stale");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(call(&app, "steady").await, (200, json!("still here")));
+}
+
+fn check_against(odoo: &TestOdoo, secret: &str, data: &Path) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_towerhook"))
+        .arg("check")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TOWERHOOK_SOURCE", "odoo")
+        .env("TOWERHOOK_ODOO_URL", &odoo.url)
+        .env("TOWERHOOK_ODOO_DB", &odoo.database)
+        .env("TOWERHOOK_ODOO_LOGIN", &odoo.login)
+        .env("TOWERHOOK_ODOO_API_KEY", secret)
+        .env("TOWERHOOK_ODOO_RETRIES", "0")
+        .env("TOWERHOOK_DATA_DIR", data)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn check_names_the_login_and_url_when_the_key_is_wrong() {
+    let odoo = TestOdoo::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let (ok, output) = check_against(&odoo, "not-the-key", data.path());
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains(&format!("refused the login {:?}", odoo.login)),
+        "{output}"
+    );
+    assert!(output.contains(&odoo.url), "{output}");
+    assert!(output.contains("odoo_api_key"), "{output}");
+}
+
+#[tokio::test]
+async fn check_reports_version_protocol_counts_and_missing_rights() {
+    let odoo = TestOdoo::start().await;
+    if odoo.emulator().is_none() {
+        return;
+    }
+    webhook(&odoo, "counted", "x").await;
+    let data = tempfile::tempdir().unwrap();
+    let (ok, output) = check_against(&odoo, &odoo.secret, data.path());
+    assert!(output.contains("Odoo 17.0 over jsonrpc"), "{output}");
+    assert!(
+        output.contains("cx.tower.webhook: 1 record(s) readable"),
+        "{output}"
+    );
+    assert!(
+        output.contains("1 webhook(s) (1 active), 1 authenticator(s)"),
+        "{output}"
+    );
+    // The stock rules make logs read-only: that right is missing, with the fix.
+    assert!(!ok);
+    assert!(
+        output.contains("cannot create cx.tower.webhook.log records")
+            && output.contains("towerhook odoo-setup"),
+        "{output}"
+    );
+}
