@@ -5,10 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::configuration::{Settings, SourceKind};
-use crate::odoo::{OdooError, OdooLink};
+use crate::log_store::LogStore;
+use crate::odoo::{Call, OdooClient, OdooError, OdooLink};
 use crate::python::SecretValues;
 use crate::registry::RegistryHandle;
 use crate::snapshot_store::SnapshotStore;
@@ -17,6 +19,9 @@ use crate::source::{LoadError, Problem};
 use crate::startup::load_yaml;
 
 type ReloadReply = oneshot::Sender<Result<usize, String>>;
+
+const RETENTION_PARAMETER: &str = "cetmix_tower_webhook.webhook_log_duration";
+const DEFAULT_RETENTION_DAYS: u32 = 30;
 
 /// Handle to the task that keeps the definitions current.
 #[derive(Clone)]
@@ -45,6 +50,7 @@ pub async fn start(
     settings: &Settings,
     registry: Arc<RegistryHandle>,
     link: Option<Arc<OdooLink>>,
+    log_store: LogStore,
 ) -> Result<DefinitionsSync, LoadError> {
     let (requests, inbox) = mpsc::channel(8);
     match (settings.source, link) {
@@ -62,6 +68,8 @@ pub async fn start(
                 snapshots,
                 secrets: Arc::default(),
                 serving_snapshot: false,
+                log_store,
+                retention_read_from: None,
             };
             if let Err(error) = source.sync().await {
                 source.fall_back(&error);
@@ -110,6 +118,9 @@ struct OdooSource {
     secrets: Arc<SecretValues>,
     /// The registry came from the cache, not from Odoo, since start.
     serving_snapshot: bool,
+    log_store: LogStore,
+    /// The client whose session last read the retention parameter.
+    retention_read_from: Option<Arc<OdooClient>>,
 }
 
 impl OdooSource {
@@ -139,6 +150,14 @@ impl OdooSource {
     /// One round: connect if needed, refresh the mirror, install and cache what changed.
     async fn sync(&mut self) -> Result<usize, OdooError> {
         let client = self.link.client().await?;
+        if !self
+            .retention_read_from
+            .as_ref()
+            .is_some_and(|read| Arc::ptr_eq(read, &client))
+        {
+            self.read_retention(&client).await;
+            self.retention_read_from = Some(Arc::clone(&client));
+        }
         let changed = match self.mirror.refresh(&client).await {
             Ok(changed) => changed,
             Err(error) => {
@@ -171,6 +190,40 @@ impl OdooSource {
             self.registry.set_stale(None);
         }
         Ok(self.registry.current().webhooks().len())
+    }
+
+    /// "Keep Webhook Logs for (days)": readable by Settings users only; otherwise the
+    /// configured retention stays.
+    async fn read_retention(&self, client: &OdooClient) {
+        let answer = client
+            .execute(
+                &Call::model("ir.config_parameter", "get_param")
+                    .arg(json!(RETENTION_PARAMETER))
+                    .arg(json!(false)),
+            )
+            .await;
+        match answer {
+            Ok(value) => {
+                let days = value
+                    .as_str()
+                    .and_then(|text| text.trim().parse::<u32>().ok())
+                    .or_else(|| value.as_u64().map(|days| days as u32));
+                match days {
+                    // The module treats 0 (a removed parameter) as its default, 30.
+                    Some(0) | None => self.log_store.set_retention_days(DEFAULT_RETENTION_DAYS),
+                    Some(days) => self.log_store.set_retention_days(days),
+                }
+                log::info!(
+                    "log retention from Odoo: {} days",
+                    self.log_store.retention_days()
+                );
+            }
+            Err(error) => log::info!(
+                "cannot read {RETENTION_PARAMETER} from Odoo ({error}); keeping retention_days \
+                 = {}",
+                self.log_store.retention_days()
+            ),
+        }
     }
 
     /// Keeps serving what is served, saying why it may be stale; at start, serves the

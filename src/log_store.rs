@@ -7,6 +7,7 @@
 //! are answered anyway, as the module never lets logging break a response.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,6 +25,8 @@ const MAX_BATCH: usize = 1024;
 const MAX_RETRY_BUFFER: usize = 100_000;
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often an idle writer looks at its chores (pruning, a changed retention).
+const IDLE_TICK: Duration = Duration::from_secs(1);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS webhook_log (
@@ -66,6 +69,7 @@ type Reply = oneshot::Sender<Result<(), StoreError>>;
 pub struct LogStore {
     sender: Sender<(LogRecord, Reply)>,
     health: Arc<Mutex<Option<String>>>,
+    retention_days: Arc<AtomicU32>,
     path: PathBuf,
 }
 
@@ -84,11 +88,12 @@ impl LogStore {
         let connection = open_connection(path, sync).map_err(|e| open_error(e.to_string()))?;
         let (sender, receiver) = crossbeam_channel::unbounded();
         let health = Arc::new(Mutex::new(None));
+        let retention_days = Arc::new(AtomicU32::new(retention_days));
         let writer = Writer {
             connection,
             receiver,
             health: Arc::clone(&health),
-            retention_days,
+            retention_days: Arc::clone(&retention_days),
             retry: Vec::new(),
             last_prune: None,
         };
@@ -99,8 +104,18 @@ impl LogStore {
         Ok(Self {
             sender,
             health,
+            retention_days,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Retention from now on (Odoo's "Keep Webhook Logs for (days)" when readable).
+    pub fn set_retention_days(&self, days: u32) {
+        self.retention_days.store(days, Ordering::Relaxed);
+    }
+
+    pub fn retention_days(&self) -> u32 {
+        self.retention_days.load(Ordering::Relaxed)
     }
 
     /// Returns once the record is committed (or its commit failed).
@@ -145,10 +160,11 @@ struct Writer {
     connection: Connection,
     receiver: Receiver<(LogRecord, Reply)>,
     health: Arc<Mutex<Option<String>>>,
-    retention_days: u32,
+    retention_days: Arc<AtomicU32>,
     /// Records whose commit failed, oldest first, committed before anything new.
     retry: Vec<LogRecord>,
-    last_prune: Option<Instant>,
+    /// When the last pruning ran, and with which retention.
+    last_prune: Option<(Instant, u32)>,
 }
 
 impl Writer {
@@ -156,7 +172,7 @@ impl Writer {
         self.prune_if_due();
         loop {
             let wait = if self.retry.is_empty() {
-                PRUNE_EVERY
+                IDLE_TICK
             } else {
                 RETRY_EVERY
             };
@@ -226,15 +242,18 @@ impl Writer {
         *self.health.lock().unwrap_or_else(|e| e.into_inner()) = problem;
     }
 
+    /// Prunes hourly, and at once when the retention changed.
     fn prune_if_due(&mut self) {
-        if self
-            .last_prune
-            .is_some_and(|last| last.elapsed() < PRUNE_EVERY)
-        {
+        let days = self.retention_days.load(Ordering::Relaxed);
+        let due = match self.last_prune {
+            None => true,
+            Some((at, pruned_days)) => at.elapsed() >= PRUNE_EVERY || pruned_days != days,
+        };
+        if !due {
             return;
         }
-        self.last_prune = Some(Instant::now());
-        let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(self.retention_days)))
+        self.last_prune = Some((Instant::now(), days));
+        let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
             .format("%Y-%m-%d %H:%M:%S%.6f")
             .to_string();
         match self
@@ -242,10 +261,7 @@ impl Writer {
             .execute("DELETE FROM webhook_log WHERE create_date < ?1", [&cutoff])
         {
             Ok(0) => {}
-            Ok(pruned) => log::info!(
-                "log store: pruned {pruned} record(s) older than {} days",
-                self.retention_days
-            ),
+            Ok(pruned) => log::info!("log store: pruned {pruned} record(s) older than {days} days"),
             Err(e) => log::error!("log store: pruning failed: {e}"),
         }
     }

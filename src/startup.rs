@@ -55,8 +55,13 @@ impl Application {
             .odoo_client()
             .map(|client| Arc::new(OdooLink::new(client)));
         let registry = Arc::new(RegistryHandle::new());
-        let definitions =
-            definitions_sync::start(&settings, Arc::clone(&registry), odoo.clone()).await?;
+        let definitions = definitions_sync::start(
+            &settings,
+            Arc::clone(&registry),
+            odoo.clone(),
+            log_store.clone(),
+        )
+        .await?;
         let engine =
             Arc::new(Engine::start(engine_settings(&settings)).map_err(StartupError::Python)?);
         log::info!(

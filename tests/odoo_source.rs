@@ -323,3 +323,36 @@ async fn check_reports_version_protocol_counts_and_missing_rights() {
         "{output}"
     );
 }
+
+#[tokio::test]
+async fn log_retention_follows_odoo_when_the_service_user_may_read_it() {
+    let odoo = TestOdoo::start().await;
+    let Some(emulator) = odoo.emulator() else {
+        return;
+    };
+    let parameter = emulator
+        .control(
+            "POST",
+            "/records/ir.config_parameter/search",
+            Some(json!({"domain": [["key", "=", "cetmix_tower_webhook.webhook_log_duration"]]})),
+        )
+        .await;
+    let id = parameter["records"][0]["id"].as_i64().unwrap();
+    emulator
+        .control(
+            "PATCH",
+            &format!("/records/ir.config_parameter/{id}"),
+            Some(json!({"value": "7"})),
+        )
+        .await;
+    // The stock service user (Root) cannot read config parameters: configured value kept.
+    let app = spawn_app_on(&odoo, |s| s.retention_days = 45).await;
+    assert_eq!(readiness(&app).await.1["log_retention_days"], json!(45));
+    // An administrator can.
+    let admin = spawn_app_on(&odoo, |s| {
+        s.odoo_login = Some(common::odoo::ADMIN_LOGIN.into());
+        s.odoo_api_key = Some(common::odoo::ADMIN_KEY.into());
+    })
+    .await;
+    assert_eq!(readiness(&admin).await.1["log_retention_days"], json!(7));
+}

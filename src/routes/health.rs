@@ -31,6 +31,7 @@ pub async fn ready(services: web::Data<Services>) -> HttpResponse {
         "status": if problems.is_empty() { "ready" } else { "not ready" },
         "webhooks": webhooks,
         "stale": stale,
+        "log_retention_days": services.log_store.retention_days(),
         "problems": problems,
     });
     if problems.is_empty() {
