@@ -89,6 +89,16 @@ fn describe_registry(registry: &Registry, report: &mut Report) {
 /// Snippets that cannot run are answered with an error on every call: say so now.
 fn check_snippets(settings: &Settings, registry: &Registry, report: &mut Report) {
     let interpreter = engine_settings(settings).interpreter;
+    match python::runtime_version(&interpreter) {
+        Ok(version) => report.line(format!(
+            "python: {version}, packages from {}",
+            settings.python_packages_dir.display()
+        )),
+        Err(error) => {
+            report.problem(error);
+            return;
+        }
+    }
     let snippets = registry
         .authenticators()
         .iter()

@@ -96,6 +96,10 @@ pub struct Settings {
     pub python_packages_dir: PathBuf,
     /// Wall-clock limit of one snippet, in seconds.
     pub snippet_timeout_secs: f64,
+    /// Deepest Python recursion a snippet may reach (interpreter-wide).
+    pub python_recursion_limit: u32,
+    /// Longest message a snippet may return, in characters; longer ones are cut.
+    pub max_message_chars: usize,
 
     /// Log output of the process itself.
     pub log_format: LogFormat,
@@ -148,6 +152,8 @@ impl Default for Settings {
             python_queue: 256,
             python_packages_dir: repo.join(".python-packages"),
             snippet_timeout_secs: 30.0,
+            python_recursion_limit: 1000,
+            max_message_chars: 64 * 1024,
             log_format: LogFormat::Text,
             odoo_url: None,
             odoo_db: None,
@@ -228,6 +234,12 @@ impl Settings {
         }
         if self.python_queue == 0 {
             problems.push("python_queue must be at least 1".to_string());
+        }
+        if !(50..=100_000).contains(&self.python_recursion_limit) {
+            problems.push("python_recursion_limit must be between 50 and 100000".to_string());
+        }
+        if self.max_message_chars == 0 {
+            problems.push("max_message_chars must be at least 1".to_string());
         }
         if self.max_body_bytes == 0 {
             problems.push("max_body_bytes must be at least 1".to_string());

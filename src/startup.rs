@@ -17,11 +17,6 @@ use crate::registry::{Registry, RegistryHandle};
 use crate::routes;
 use crate::source::{LoadError, Problem, yaml};
 
-/// Recursion limit of the embedded interpreter (the CPython default).
-const RECURSION_LIMIT: u32 = 1000;
-/// Longest message a snippet may return, in characters.
-const MAX_MESSAGE_CHARS: usize = 64 * 1024;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
@@ -141,8 +136,8 @@ pub fn engine_settings(settings: &Settings) -> EngineSettings {
         stuck_after: timeout.max(Duration::from_secs(10)),
         interpreter: InterpreterSettings {
             packages_dir: settings.python_packages_dir.clone(),
-            max_message_chars: MAX_MESSAGE_CHARS,
-            recursion_limit: RECURSION_LIMIT,
+            max_message_chars: settings.max_message_chars,
+            recursion_limit: settings.python_recursion_limit,
             timeout_secs: settings.snippet_timeout_secs,
         },
     }

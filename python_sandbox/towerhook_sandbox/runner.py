@@ -15,7 +15,7 @@ The boundary with Rust:
   ``(outcome, http_status, message_json, message_text)``; outcome ``"ok"``,
   ``"auth_failed"`` or ``"code_failed"``. ``context`` (a dict, may be None) carries
   ``guard`` (enter/leave/remaining, see ``guard.py``), ``timeout_seconds``, and optionally
-  ``source`` and ``odoo`` (see ``odoo_objects.py``).
+  ``max_message_chars``, ``source`` and ``odoo`` (see ``odoo_objects.py``).
 - ``secret_references(code)``: the secret references a snippet uses (helper for hosts).
 
 Inner exception texts: Odoo's UserError family and ZeroDivisionError keep ``str(e)``;
@@ -25,6 +25,7 @@ tail, which would leak inlined secrets. Secret values are masked in every messag
 
 import ast
 import sys
+import threading
 
 from . import guard, libraries, odoo_objects, response, rewrite, validation
 from . import secrets as inlining
@@ -62,6 +63,8 @@ _BUILTINS = dict(
         rewrite.CHECK: guard.check,
     },
 )
+# The limits of the call running on this thread.
+_limits = threading.local()
 # Globals every snippet starts from, per source (the Odoo stand-ins name it); copied per run.
 _bases = {}
 _libraries = libraries.build()
@@ -144,6 +147,10 @@ class _Call:
         self.timeout_seconds = context.get("timeout_seconds")
         self.source = context.get("source") or _settings["source"]
         self.odoo = context.get("odoo")
+        # Per call, so that several hosts in one process (tests) keep their own limit.
+        _limits.max_message_chars = (
+            context.get("max_message_chars") or _settings["max_message_chars"]
+        )
 
 
 def run_call(auth, hook, headers, raw_data, payload, context):
@@ -252,7 +259,8 @@ def _denial_status(http_code):
 
 
 def _render(outcome, status, message, spoil):
-    return response.render(outcome, status, message, spoil, _settings["max_message_chars"])
+    limit = getattr(_limits, "max_message_chars", None) or _settings["max_message_chars"]
+    return response.render(outcome, status, message, spoil, limit)
 
 
 def _failure(kind, text, spoil):

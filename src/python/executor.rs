@@ -263,6 +263,10 @@ fn run(
         let context = PyDict::new(py);
         context.set_item("guard", guard.bind(py))?;
         context.set_item("timeout_seconds", shared.settings.timeout.as_secs_f64())?;
+        context.set_item(
+            "max_message_chars",
+            shared.settings.interpreter.max_message_chars,
+        )?;
         sandbox
             .run_call
             .bind(py)

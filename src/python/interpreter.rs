@@ -115,6 +115,11 @@ fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// `3.11.7 (/root/.pyenv/versions/3.11.7)`: the interpreter actually loaded.
+pub fn runtime_version(settings: &InterpreterSettings) -> Result<String, String> {
+    sandbox(settings).map(|sandbox| sandbox.version.clone())
+}
+
 /// Why a snippet cannot run (syntax, a construct the sandbox refuses), if it cannot:
 /// what every call to it would answer. Starts the interpreter if needed.
 pub fn snippet_problem(

@@ -6,5 +6,5 @@ mod interpreter;
 mod snippet;
 
 pub use executor::{CallJob, Engine, EngineError, EngineSettings, Outcome, SnippetVerdict};
-pub use interpreter::{BUILT_FOR, InterpreterSettings, snippet_problem};
+pub use interpreter::{BUILT_FOR, InterpreterSettings, runtime_version, snippet_problem};
 pub use snippet::{SecretValues, Snippet, SnippetKind};

@@ -197,3 +197,62 @@ pub async fn answer(response: reqwest::Response) -> (u16, String, Value) {
         .unwrap_or_else(|e| panic!("response is not JSON ({e}): {text}"));
     (status, text, json["message"].clone())
 }
+
+/// The real `towerhook serve` binary in its own process (its own interpreter), listening
+/// on a random port; killed when dropped.
+pub struct BinaryServer {
+    child: std::process::Child,
+    pub port: u16,
+    _data: TempDir,
+}
+
+impl BinaryServer {
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let data = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_towerhook"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .env("TOWERHOOK_LISTEN", "127.0.0.1:0")
+            .env("TOWERHOOK_DATA_DIR", data.path())
+            .stderr(std::process::Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = Vec::new();
+        let mut port = None;
+        for line in stderr.lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.split("listening on port ").nth(1) {
+                port = rest.split(',').next().and_then(|p| p.trim().parse().ok());
+                break;
+            }
+            seen.push(line);
+        }
+        let port = port.unwrap_or_else(|| panic!("towerhook did not start:\n{}", seen.join("\n")));
+        Self {
+            child,
+            port,
+            _data: data,
+        }
+    }
+
+    pub fn url(&self, endpoint: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/cetmix_tower_webhooks/{endpoint}",
+            self.port
+        )
+    }
+}
+
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
