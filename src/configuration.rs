@@ -125,6 +125,10 @@ pub struct Settings {
     pub admin_token: Option<String>,
 }
 
+fn demo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("demo")
+}
+
 impl Default for Settings {
     fn default() -> Self {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -134,7 +138,7 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             body_timeout_secs: 30,
             source: SourceKind::Yaml,
-            yaml_dir: repo.join("demo/webhooks"),
+            yaml_dir: demo_dir().join("webhooks"),
             secrets_file: None,
             log_sink: SinkKind::Local,
             data_dir: PathBuf::from("data"),
@@ -214,9 +218,13 @@ impl Settings {
             },
             None => ConfigError::Invalid(source.to_string()),
         })?;
-        let settings: Settings = layered
+        let mut settings: Settings = layered
             .try_deserialize()
             .map_err(|e| ConfigError::Invalid(explain_unknown_key(&e.to_string())))?;
+        // The demo definitions come with their demo secrets.
+        if settings.secrets_file.is_none() && settings.yaml_dir == Settings::default().yaml_dir {
+            settings.secrets_file = Some(demo_dir().join("secrets.yaml"));
+        }
         settings.validate()?;
         Ok(settings)
     }

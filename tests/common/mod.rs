@@ -209,6 +209,7 @@ pub struct BinaryServer {
 impl BinaryServer {
     pub fn start(env: &[(&str, &str)]) -> Self {
         use std::io::{BufRead, BufReader};
+        init();
         let data = tempfile::tempdir().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_towerhook"));
         command
