@@ -66,6 +66,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Seconds a client may take to send its request body.
     pub body_timeout_secs: u64,
+    /// Addresses or networks of the reverse proxies in front of towerhook: calls through
+    /// them are judged by the address the proxy saw (X-Forwarded-For), for every webhook.
+    #[serde(deserialize_with = "string_or_list")]
+    pub trusted_proxies: Vec<String>,
 
     /// Where webhook and authenticator definitions come from.
     pub source: SourceKind,
@@ -137,6 +141,7 @@ impl Default for Settings {
             workers: 0,
             max_body_bytes: 1024 * 1024,
             body_timeout_secs: 30,
+            trusted_proxies: Vec::new(),
             source: SourceKind::Yaml,
             yaml_dir: demo_dir().join("webhooks"),
             secrets_file: None,
@@ -236,6 +241,14 @@ impl Settings {
                 "listen = {:?} is not an address such as 127.0.0.1:8080",
                 self.listen
             ));
+        }
+        for entry in &self.trusted_proxies {
+            let list = crate::ip_rules::IpList::parse(entry);
+            if let Some(bad) = list.invalid_entries().first() {
+                problems.push(format!(
+                    "trusted_proxies: {bad:?} is not an address or network"
+                ));
+            }
         }
         if self.python_threads == 0 {
             problems.push("python_threads must be at least 1".to_string());

@@ -83,23 +83,36 @@ fn parse_token(token: &str) -> Option<IpNetwork> {
 /// other address is the client. If every address in it is a trusted proxy, the left-most one
 /// is the client (the chain started at a trusted host). Without a usable X-Forwarded-For the
 /// same rule applies to X-Real-IP, and without that the peer stays the client.
+///
+/// `trusted` is the authenticator's `trusted_proxy_ips` plus the deployment's own proxies
+/// (`trusted_proxies` setting): a proxy in front of towerhook is transparent, and the
+/// module's rule then applies to the address that proxy saw.
 pub fn effective_client_ip(
     peer: Option<IpAddr>,
     headers: &RequestHeaders,
-    trusted_proxies: &IpList,
+    trusted: &[&IpList],
 ) -> Option<IpAddr> {
     let peer = peer?;
+    let trusted_proxies = Trusted(trusted);
     if !trusted_proxies.contains(peer) {
         return Some(peer);
     }
     ["X-Forwarded-For", "X-Real-Ip"]
         .iter()
         .filter_map(|name| headers.get(name))
-        .find_map(|value| client_from_chain(value, trusted_proxies))
+        .find_map(|value| client_from_chain(value, &trusted_proxies))
         .or(Some(peer))
 }
 
-fn client_from_chain(value: &str, trusted_proxies: &IpList) -> Option<IpAddr> {
+struct Trusted<'a>(&'a [&'a IpList]);
+
+impl Trusted<'_> {
+    fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|list| list.contains(ip))
+    }
+}
+
+fn client_from_chain(value: &str, trusted_proxies: &Trusted<'_>) -> Option<IpAddr> {
     let hops: Vec<IpAddr> = value
         .split(',')
         .filter_map(|token| IpAddr::from_str(token.trim()).ok())
@@ -174,7 +187,7 @@ mod tests {
             ("X-Forwarded-For", "203.0.113.7, 10.0.0.5"),
             ("X-Real-Ip", "203.0.113.7"),
         ]);
-        let client = effective_client_ip(Some(ip("10.0.0.5")), &h, &IpList::parse(""));
+        let client = effective_client_ip(Some(ip("10.0.0.5")), &h, &[&IpList::parse("")]);
         assert_eq!(client, Some(ip("10.0.0.5")));
     }
 
@@ -182,7 +195,7 @@ mod tests {
     fn forwarded_chain_is_walked_from_the_right() {
         let trusted = IpList::parse("10.0.0.5, 10.0.0.6");
         let h = headers(&[("X-Forwarded-For", "198.51.100.1, 203.0.113.7, 10.0.0.6")]);
-        let client = effective_client_ip(Some(ip("10.0.0.5")), &h, &trusted);
+        let client = effective_client_ip(Some(ip("10.0.0.5")), &h, &[&trusted]);
         // The spoofable left-most entry is not taken.
         assert_eq!(client, Some(ip("203.0.113.7")));
     }
@@ -196,14 +209,39 @@ mod tests {
             ("X-Real-Ip", "203.0.113.8"),
         ]);
         assert_eq!(
-            effective_client_ip(peer, &h, &trusted),
+            effective_client_ip(peer, &h, &[&trusted]),
             Some(ip("203.0.113.8"))
         );
         let h = headers(&[
             ("X-Forwarded-For", "not_an_ip, also_bad"),
             ("X-Real-Ip", "bad_ip_value"),
         ]);
-        assert_eq!(effective_client_ip(peer, &h, &trusted), peer);
+        assert_eq!(effective_client_ip(peer, &h, &[&trusted]), peer);
+    }
+
+    #[test]
+    fn deployment_proxies_are_transparent() {
+        let deployment = IpList::parse("172.30.0.10");
+        let none = IpList::parse("");
+        // nginx (trusted by the deployment) appended the address it saw.
+        let h = headers(&[("X-Forwarded-For", "198.51.100.7")]);
+        let peer = Some(ip("172.30.0.10"));
+        assert_eq!(
+            effective_client_ip(peer, &h, &[&none, &deployment]),
+            Some(ip("198.51.100.7"))
+        );
+        // An authenticator trusting an upstream balancer behind nginx sees through it too.
+        let balancer = IpList::parse("10.0.0.5");
+        let h = headers(&[("X-Forwarded-For", "203.0.113.7, 10.0.0.5")]);
+        assert_eq!(
+            effective_client_ip(peer, &h, &[&balancer, &deployment]),
+            Some(ip("203.0.113.7"))
+        );
+        // ...and one that does not trust it sees the balancer, as the module would.
+        assert_eq!(
+            effective_client_ip(peer, &h, &[&none, &deployment]),
+            Some(ip("10.0.0.5"))
+        );
     }
 
     #[test]
@@ -211,7 +249,7 @@ mod tests {
         let trusted = IpList::parse("10.0.0.0/8");
         let h = headers(&[("X-Forwarded-For", "10.1.1.1, 10.2.2.2")]);
         assert_eq!(
-            effective_client_ip(Some(ip("10.0.0.5")), &h, &trusted),
+            effective_client_ip(Some(ip("10.0.0.5")), &h, &[&trusted]),
             Some(ip("10.1.1.1"))
         );
     }

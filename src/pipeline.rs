@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::configuration::Settings;
 use crate::definitions::{ContentType, Webhook};
 use crate::definitions_sync::DefinitionsSync;
-use crate::ip_rules::effective_client_ip;
+use crate::ip_rules::{IpList, effective_client_ip};
 use crate::log_record::{AuthenticationStatus, CodeStatus, LogRecord, timestamp_now};
 use crate::log_store::LogStore;
 use crate::payload;
@@ -31,6 +31,8 @@ pub struct Services {
     pub log_store: LogStore,
     pub definitions: DefinitionsSync,
     redacted_headers: HashSet<String>,
+    /// Proxies in front of towerhook itself.
+    trusted_proxies: IpList,
 }
 
 impl Services {
@@ -46,7 +48,9 @@ impl Services {
             .iter()
             .map(|name| name.to_ascii_lowercase())
             .collect();
+        let trusted_proxies = IpList::parse(&settings.trusted_proxies.join(","));
         Self {
+            trusted_proxies,
             settings,
             registry,
             engine,
@@ -114,7 +118,11 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
         return failure(record, 404, "Webhook not found", None);
     };
     let authenticator = &webhook.authenticator;
-    let client = effective_client_ip(call.peer, &call.headers, &authenticator.trusted_proxies);
+    let client = effective_client_ip(
+        call.peer,
+        &call.headers,
+        &[&authenticator.trusted_proxies, &services.trusted_proxies],
+    );
     record.ip_address = client.map(|ip| ip.to_string());
     if !authenticator.allowed_ips.allows(client) {
         return failure(record, 403, "Address not allowed", None);
@@ -241,7 +249,8 @@ fn new_record(
         result_message: None,
         error_message: None,
         user_id: webhook.map(|w| w.user_id),
-        ip_address: call.peer.map(|ip| ip.to_string()),
+        ip_address: effective_client_ip(call.peer, &call.headers, &[&services.trusted_proxies])
+            .map(|ip| ip.to_string()),
         country_code: None,
     }
 }

@@ -308,3 +308,39 @@ async fn a_log_store_that_cannot_write_is_reported_and_nothing_is_lost() {
         .unwrap();
     assert_eq!(ready.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn calls_through_a_trusted_deployment_proxy_are_judged_by_the_original_client() {
+    let yaml = r#"
+- {cetmix_tower_model: webhook_authenticator, reference: lan, name: LAN, code: "result = {'allowed': True}",
+   allowed_ip_addresses: 198.51.100.0/24}
+- {cetmix_tower_model: webhook, reference: guarded, name: Guarded, authenticator_id: lan, endpoint: guarded,
+   code: "result = {'exit_code': 0, 'message': 'in'}"}
+"#;
+    let app = spawn_app_with(yaml, |s| s.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let client = reqwest::Client::new();
+    let through_proxy = |forwarded: &'static str, endpoint: &str| {
+        client
+            .post(app.url(endpoint))
+            .header("X-Forwarded-For", forwarded)
+            .send()
+    };
+    let (status, _, message) =
+        answer(through_proxy("198.51.100.7", "guarded").await.unwrap()).await;
+    assert_eq!((status, message), (200, json!("in")));
+    assert_eq!(app.last_log().ip_address.as_deref(), Some("198.51.100.7"));
+    let (status, _, _) = answer(through_proxy("203.0.113.9", "guarded").await.unwrap()).await;
+    assert_eq!(status, 403);
+    // Unmatched calls too are logged with the client's address, not the proxy's.
+    through_proxy("203.0.113.10", "nowhere").await.unwrap();
+    assert_eq!(app.last_log().ip_address.as_deref(), Some("203.0.113.10"));
+    // Without the setting, the proxy's headers mean nothing.
+    let direct = spawn_app(yaml).await;
+    let response = client
+        .post(direct.url("guarded"))
+        .header("X-Forwarded-For", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+}
