@@ -44,7 +44,7 @@ pub async fn run(settings: &Settings) -> Report {
     }
     let store = settings.log_store_path();
     report.line(format!("log store: {}", store.display()));
-    if let Err(error) = LogStore::open(&store, settings.log_store_sync, settings.retention_days) {
+    if let Err(error) = LogStore::open(&store, &settings.store_options()) {
         report.problem(format!(
             "{error}: make data_dir ({}) a writable directory",
             settings.data_dir.display()

@@ -28,6 +28,32 @@ pub enum Command {
     Serve,
     /// Validate the settings and the definitions; list every problem.
     Check,
+    /// Inspect the log records not yet in Odoo; send dead letters again.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
+    /// Give the service user the right to create webhook logs in Odoo (needs an
+    /// administrator's credentials; safe to run again).
+    OdooSetup {
+        /// Login of an Odoo administrator (Settings group).
+        #[arg(long, env = "TOWERHOOK_ODOO_ADMIN_LOGIN")]
+        admin_login: String,
+        /// The administrator's API key or password.
+        #[arg(long, env = "TOWERHOOK_ODOO_ADMIN_API_KEY", hide_env_values = true)]
+        admin_api_key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxAction {
+    /// Counts by state, and the dead letters (with --pending, the waiting records too).
+    List {
+        #[arg(long)]
+        pending: bool,
+    },
+    /// Moves dead letters back to the queue: the given ids, or all of them.
+    Retry { ids: Vec<i64> },
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -42,6 +68,11 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve => serve(settings),
         Command::Check => check(&settings),
+        Command::Outbox { action } => outbox(&settings, action),
+        Command::OdooSetup {
+            admin_login,
+            admin_api_key,
+        } => odoo_setup(&settings, &admin_login, &admin_api_key),
     }
 }
 
@@ -116,4 +147,69 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("towerhook: cannot start the runtime: {error}");
             ExitCode::FAILURE
         })
+}
+
+fn outbox(settings: &Settings, action: OutboxAction) -> ExitCode {
+    let store = settings.log_store_path();
+    if !store.is_file() {
+        eprintln!("towerhook: no log store at {}", store.display());
+        return ExitCode::FAILURE;
+    }
+    let result = match action {
+        OutboxAction::List { pending } => {
+            let states: &[&str] = if pending {
+                &["dead", "pending"]
+            } else {
+                &["dead"]
+            };
+            crate::outbox::list(&store, states).map(|(counts, entries)| {
+                for (state, count) in counts {
+                    println!("{state}: {count}");
+                }
+                for entry in entries {
+                    println!(
+                        "#{} {} {} {} {} -> {} (attempts {}): {}",
+                        entry.id,
+                        entry.state,
+                        entry.create_date,
+                        entry.request_method,
+                        entry.endpoint,
+                        entry.http_status.unwrap_or_default(),
+                        entry.attempts,
+                        entry.last_error.unwrap_or_default()
+                    );
+                }
+            })
+        }
+        OutboxAction::Retry { ids } => crate::outbox::retry(&store, &ids).map(|moved| {
+            println!("{moved} dead letter(s) queued again");
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("towerhook: {}: {error}", store.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn odoo_setup(settings: &Settings, admin_login: &str, admin_secret: &str) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(crate::odoo_setup::run(settings, admin_login, admin_secret)) {
+        Ok(steps) => {
+            for step in steps {
+                println!("{step}");
+            }
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("towerhook: odoo-setup failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -19,6 +19,8 @@ pub const ENV_PREFIX: &str = "TOWERHOOK_";
 const ENV_NOT_SETTINGS: &[&str] = &[
     "TOWERHOOK_CONFIG",
     "TOWERHOOK_TEST_",
+    // `towerhook odoo-setup`'s administrator credentials, never kept in settings.
+    "TOWERHOOK_ODOO_ADMIN_",
     crate::secrets::ENV_PREFIX,
 ];
 
@@ -36,6 +38,8 @@ pub enum SourceKind {
 pub enum SinkKind {
     /// Records stay in the local SQLite store, pruned after `retention_days`.
     Local,
+    /// Records go through the local outbox to `cx.tower.webhook.log` in Odoo.
+    Odoo,
 }
 
 /// SQLite `synchronous` level of the log store.
@@ -90,6 +94,19 @@ pub struct Settings {
     pub redact_headers: Vec<String>,
     /// SQLite durability of a committed log record.
     pub log_store_sync: SyncMode,
+    /// Log records sent to Odoo in one `create` at most.
+    pub outbox_batch_size: usize,
+    /// A batch smaller than `outbox_batch_size` waits at most this long to fill up.
+    pub outbox_batch_age_ms: u64,
+    /// Records not yet in Odoo beyond which new calls get 503 (0: no bound).
+    pub outbox_max_records: u64,
+    /// Bytes of records not yet in Odoo beyond which new calls get 503 (0: no bound).
+    pub outbox_max_bytes: u64,
+    /// Longest wait between two shipping attempts while Odoo fails.
+    pub outbox_retry_max_secs: f64,
+    /// A MaxMind-format country database (GeoLite2/GeoIP2 Country or City); without it the
+    /// log's country stays empty.
+    pub geoip_database: Option<PathBuf>,
 
     /// Threads that run snippets (Python shares one GIL; more threads let snippets that
     /// wait on I/O overlap).
@@ -157,6 +174,12 @@ impl Default for Settings {
             .map(String::from)
             .to_vec(),
             log_store_sync: SyncMode::Full,
+            outbox_batch_size: 200,
+            outbox_batch_age_ms: 500,
+            outbox_max_records: 1_000_000,
+            outbox_max_bytes: 1024 * 1024 * 1024,
+            outbox_retry_max_secs: 60.0,
+            geoip_database: None,
             python_threads: 8,
             python_queue: 256,
             python_packages_dir: repo.join(".python-packages"),
@@ -268,6 +291,18 @@ impl Settings {
         if !(self.snippet_timeout_secs > 0.0 && self.snippet_timeout_secs.is_finite()) {
             problems.push("snippet_timeout_secs must be a positive number".to_string());
         }
+        if self.outbox_batch_size == 0 || self.outbox_retry_max_secs <= 0.0 {
+            problems.push("outbox_batch_size and outbox_retry_max_secs must be positive".into());
+        }
+        if (self.source == SourceKind::Odoo || self.log_sink == SinkKind::Odoo)
+            && self.odoo_client().is_none()
+        {
+            problems.push(
+                "the Odoo source or log sink needs odoo_url, odoo_db, odoo_login and \
+                 odoo_api_key"
+                    .to_string(),
+            );
+        }
         if self.source == SourceKind::Odoo {
             for (key, value) in [
                 ("odoo_url", &self.odoo_url),
@@ -295,6 +330,16 @@ impl Settings {
 
     pub fn log_store_path(&self) -> PathBuf {
         self.data_dir.join("towerhook.sqlite3")
+    }
+
+    pub fn store_options(&self) -> crate::log_store::StoreOptions {
+        crate::log_store::StoreOptions {
+            sync: self.log_store_sync,
+            retention_days: self.retention_days,
+            ship: self.log_sink == SinkKind::Odoo,
+            max_unshipped_records: self.outbox_max_records,
+            max_unshipped_bytes: self.outbox_max_bytes,
+        }
     }
 
     /// The Odoo client's settings, when Odoo is configured.

@@ -9,6 +9,8 @@ pub mod ip_rules;
 pub mod log_record;
 pub mod log_store;
 pub mod odoo;
+pub mod odoo_setup;
+pub mod outbox;
 pub mod payload;
 pub mod pipeline;
 pub mod python;

@@ -42,6 +42,9 @@ impl CodeStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogRecord {
+    /// Unique per call: the `X-Request-Id` answered, and the key that keeps a record from
+    /// being created twice in Odoo.
+    pub request_id: String,
     /// UTC, `YYYY-MM-DD HH:MM:SS.ffffff`; retention counts from it.
     pub create_date: String,
     /// Odoo id of the matched webhook (`None` when none matched or it has no Odoo id).
@@ -67,6 +70,23 @@ pub struct LogRecord {
     pub ip_address: Option<String>,
     /// ISO country code from GeoIP, when configured.
     pub country_code: Option<String>,
+}
+
+impl LogRecord {
+    /// Roughly the bytes the record holds, for the outbox bound.
+    pub fn size(&self) -> usize {
+        let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+        200 + self.endpoint.len()
+            + self.request_headers.len()
+            + text(&self.request_payload)
+            + text(&self.result_message)
+            + text(&self.error_message)
+    }
+}
+
+/// A new request id: 128 random bits, hex.
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Now, in the record's timestamp format.

@@ -1,13 +1,17 @@
-//! The local SQLite store of call logs.
+//! The local SQLite store of call logs, which is also the outbox of the Odoo log sink.
 //!
 //! One writer thread owns the connection. Calls hand it their record and wait; it commits
 //! everything that arrived meanwhile in one transaction (group commit: concurrent calls
 //! share one fsync) and then answers each of them, so a record is durable before its
 //! response leaves. A failed commit is reported (logs, `/readyz`) and retried; the calls
 //! are answered anyway, as the module never lets logging break a response.
+//!
+//! With the Odoo sink a record is `pending` until the shipper (`outbox.rs`) has it created
+//! in Odoo, then `shipped` (and pruned an hour later), or `dead` when Odoo refuses it for
+//! good. With the local sink records stay `local` and are pruned after the retention.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -31,6 +35,7 @@ const IDLE_TICK: Duration = Duration::from_secs(1);
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS webhook_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
     create_date TEXT NOT NULL,
     webhook_id INTEGER,
     webhook_reference TEXT,
@@ -48,10 +53,96 @@ CREATE TABLE IF NOT EXISTS webhook_log (
     error_message TEXT,
     user_id INTEGER,
     ip_address TEXT,
-    country_code TEXT
+    country_code TEXT,
+    ship_state TEXT NOT NULL DEFAULT 'local'
+        CHECK (ship_state IN ('local', 'pending', 'shipped', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    last_error TEXT,
+    odoo_id INTEGER,
+    shipped_at TEXT,
+    size INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS webhook_log_create_date ON webhook_log (create_date);
+CREATE INDEX IF NOT EXISTS webhook_log_ship_state ON webhook_log (ship_state, id);
 ";
+
+/// States that hold a record back from pruning: not yet in Odoo.
+pub const UNSHIPPED: &str = "('pending', 'dead')";
+
+/// How the store is used.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub sync: SyncMode,
+    pub retention_days: u32,
+    /// Records go to Odoo (`pending`) rather than staying local.
+    pub ship: bool,
+    /// Bound of the records not yet in Odoo; beyond it new calls are refused.
+    pub max_unshipped_records: u64,
+    pub max_unshipped_bytes: u64,
+}
+
+/// Records not yet in Odoo, kept current by the writer and the shipper.
+#[derive(Debug, Default)]
+pub struct OutboxGauge {
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+    max_records: u64,
+    max_bytes: u64,
+    reported_at: AtomicU64,
+}
+
+impl OutboxGauge {
+    /// Why a new call cannot be accepted, if the outbox is full.
+    pub fn full(&self) -> Option<String> {
+        let (records, bytes) = (
+            self.records.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        );
+        if self.max_records > 0 && records >= self.max_records {
+            return Some(format!(
+                "the outbox holds {records} records not yet in Odoo (outbox_max_records = {})",
+                self.max_records
+            ));
+        }
+        if self.max_bytes > 0 && bytes >= self.max_bytes {
+            return Some(format!(
+                "the outbox holds {bytes} bytes not yet in Odoo (outbox_max_bytes = {})",
+                self.max_bytes
+            ));
+        }
+        None
+    }
+
+    /// Rate-limits the log line about refused calls: true at most every ten seconds.
+    pub fn should_report(&self) -> bool {
+        let now = chrono::Utc::now().timestamp() as u64;
+        let last = self.reported_at.load(Ordering::Relaxed);
+        now >= last + 10
+            && self
+                .reported_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    pub fn add(&self, records: u64, bytes: u64) {
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn remove(&self, records: u64, bytes: u64) {
+        let _ = self
+            .records
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(records))
+            });
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(bytes))
+            });
+    }
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -70,13 +161,14 @@ pub struct LogStore {
     sender: Sender<(LogRecord, Reply)>,
     health: Arc<Mutex<Option<String>>>,
     retention_days: Arc<AtomicU32>,
+    outbox: Arc<OutboxGauge>,
     path: PathBuf,
 }
 
 impl LogStore {
     /// Opens (creating if needed) the store and starts its writer thread. Records older
-    /// than `retention_days` are pruned now and every hour.
-    pub fn open(path: &Path, sync: SyncMode, retention_days: u32) -> Result<Self, StoreError> {
+    /// than `retention_days` are pruned now and every hour, unless not yet in Odoo.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
         let open_error = |message: String| StoreError::Open {
             path: path.to_path_buf(),
             message,
@@ -85,15 +177,26 @@ impl LogStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| open_error(format!("cannot create directory: {e}")))?;
         }
-        let connection = open_connection(path, sync).map_err(|e| open_error(e.to_string()))?;
+        let connection =
+            open_connection(path, options.sync).map_err(|e| open_error(e.to_string()))?;
+        let (records, bytes) = unshipped(&connection).map_err(|e| open_error(e.to_string()))?;
+        let outbox = Arc::new(OutboxGauge {
+            records: AtomicU64::new(records),
+            bytes: AtomicU64::new(bytes),
+            max_records: options.max_unshipped_records,
+            max_bytes: options.max_unshipped_bytes,
+            reported_at: AtomicU64::new(0),
+        });
         let (sender, receiver) = crossbeam_channel::unbounded();
         let health = Arc::new(Mutex::new(None));
-        let retention_days = Arc::new(AtomicU32::new(retention_days));
+        let retention_days = Arc::new(AtomicU32::new(options.retention_days));
         let writer = Writer {
             connection,
             receiver,
             health: Arc::clone(&health),
             retention_days: Arc::clone(&retention_days),
+            outbox: Arc::clone(&outbox),
+            initial_state: if options.ship { "pending" } else { "local" },
             retry: Vec::new(),
             last_prune: None,
         };
@@ -105,8 +208,14 @@ impl LogStore {
             sender,
             health,
             retention_days,
+            outbox,
             path: path.to_path_buf(),
         })
+    }
+
+    /// The records not yet in Odoo and their bound.
+    pub fn outbox(&self) -> &Arc<OutboxGauge> {
+        &self.outbox
     }
 
     /// Retention from now on (Odoo's "Keep Webhook Logs for (days)" when readable).
@@ -140,7 +249,18 @@ impl LogStore {
     }
 }
 
-fn open_connection(path: &Path, sync: SyncMode) -> rusqlite::Result<Connection> {
+/// Records and bytes not yet in Odoo.
+fn unshipped(connection: &Connection) -> rusqlite::Result<(u64, u64)> {
+    connection.query_row(
+        &format!(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM webhook_log WHERE ship_state IN {UNSHIPPED}"
+        ),
+        [],
+        |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
+    )
+}
+
+pub(crate) fn open_connection(path: &Path, sync: SyncMode) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
     connection.busy_timeout(Duration::from_secs(5))?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
@@ -161,6 +281,9 @@ struct Writer {
     receiver: Receiver<(LogRecord, Reply)>,
     health: Arc<Mutex<Option<String>>>,
     retention_days: Arc<AtomicU32>,
+    outbox: Arc<OutboxGauge>,
+    /// `pending` (Odoo sink) or `local`.
+    initial_state: &'static str,
     /// Records whose commit failed, oldest first, committed before anything new.
     retry: Vec<LogRecord>,
     /// When the last pruning ran, and with which retention.
@@ -200,9 +323,14 @@ impl Writer {
         let result = insert_all(
             &mut self.connection,
             self.retry.iter().chain(records.iter()),
+            self.initial_state,
         );
         match result {
-            Ok(()) => {
+            Ok(bytes) => {
+                if self.initial_state == "pending" {
+                    self.outbox
+                        .add((self.retry.len() + records.len()) as u64, bytes);
+                }
                 if !self.retry.is_empty() {
                     log::info!(
                         "log store recovered: {} held record(s) committed",
@@ -256,10 +384,15 @@ impl Writer {
         let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
             .format("%Y-%m-%d %H:%M:%S%.6f")
             .to_string();
-        match self
-            .connection
-            .execute("DELETE FROM webhook_log WHERE create_date < ?1", [&cutoff])
-        {
+        // Never what Odoo has not received yet; shipped copies after an hour.
+        let shipped_cutoff = (chrono::Utc::now() - chrono::Duration::hours(1))
+            .format("%Y-%m-%d %H:%M:%S%.6f")
+            .to_string();
+        match self.connection.execute(
+            "DELETE FROM webhook_log WHERE (ship_state = 'local' AND create_date < ?1)
+                OR (ship_state = 'shipped' AND shipped_at < ?2)",
+            [&cutoff, &shipped_cutoff],
+        ) {
             Ok(0) => {}
             Ok(pruned) => log::info!("log store: pruned {pruned} record(s) older than {days} days"),
             Err(e) => log::error!("log store: pruning failed: {e}"),
@@ -267,21 +400,30 @@ impl Writer {
     }
 }
 
+/// Inserts the records in one transaction; the bytes they hold.
 fn insert_all<'a>(
     connection: &mut Connection,
     records: impl Iterator<Item = &'a LogRecord>,
-) -> rusqlite::Result<()> {
+    state: &str,
+) -> rusqlite::Result<u64> {
     let transaction = connection.transaction()?;
+    let mut bytes = 0;
     {
         let mut insert = transaction.prepare_cached(
-            "INSERT INTO webhook_log (create_date, webhook_id, webhook_reference, endpoint,
-                authenticator_id, authenticator_reference, request_method, request_headers,
-                request_payload, authentication_status, code_status, http_status,
-                result_message, error_message, user_id, ip_address, country_code)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            "INSERT INTO webhook_log (request_id, create_date, webhook_id, webhook_reference,
+                endpoint, authenticator_id, authenticator_reference, request_method,
+                request_headers, request_payload, authentication_status, code_status,
+                http_status, result_message, error_message, user_id, ip_address, country_code,
+                ship_state, size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                ?17, ?18, ?19, ?20)",
         )?;
         for r in records {
+            let size = r.size() as u64;
+            bytes += size;
+            let size = size as i64;
             insert.execute(params![
+                r.request_id,
                 r.create_date,
                 r.webhook_id,
                 r.webhook_reference,
@@ -299,10 +441,13 @@ fn insert_all<'a>(
                 r.user_id,
                 r.ip_address,
                 r.country_code,
+                state,
+                size,
             ])?;
         }
     }
-    transaction.commit()
+    transaction.commit()?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -313,6 +458,7 @@ mod tests {
 
     fn record(create_date: &str, endpoint: &str) -> LogRecord {
         LogRecord {
+            request_id: format!("r-{endpoint}"),
             create_date: create_date.into(),
             webhook_id: None,
             webhook_reference: None,
@@ -333,6 +479,16 @@ mod tests {
         }
     }
 
+    fn options(sync: SyncMode) -> StoreOptions {
+        StoreOptions {
+            sync,
+            retention_days: 30,
+            ship: false,
+            max_unshipped_records: 0,
+            max_unshipped_bytes: 0,
+        }
+    }
+
     fn endpoints(path: &Path) -> Vec<String> {
         let connection = Connection::open(path).unwrap();
         let mut query = connection
@@ -349,7 +505,7 @@ mod tests {
     async fn concurrent_appends_are_all_committed_before_they_return() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs.sqlite3");
-        let store = LogStore::open(&path, SyncMode::Full, 30).unwrap();
+        let store = LogStore::open(&path, &options(SyncMode::Full)).unwrap();
         let appends = (0..200).map(|i| {
             let store = store.clone();
             async move {
@@ -372,7 +528,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs.sqlite3");
         {
-            let store = LogStore::open(&path, SyncMode::Normal, 30).unwrap();
+            let store = LogStore::open(&path, &options(SyncMode::Normal)).unwrap();
             store
                 .append(record("2000-01-01 00:00:00.000000", "ancient"))
                 .await
@@ -382,7 +538,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let store = LogStore::open(&path, SyncMode::Normal, 30).unwrap();
+        let store = LogStore::open(&path, &options(SyncMode::Normal)).unwrap();
         // The writer prunes before taking records; this append waits behind the pruning.
         store
             .append(record(&crate::log_record::timestamp_now(), "after"))
@@ -393,10 +549,13 @@ mod tests {
 
     #[test]
     fn an_unwritable_location_is_a_clear_error() {
-        let err = LogStore::open(Path::new("/proc/towerhook/x.sqlite3"), SyncMode::Full, 30)
-            .err()
-            .unwrap()
-            .to_string();
+        let err = LogStore::open(
+            Path::new("/proc/towerhook/x.sqlite3"),
+            &options(SyncMode::Full),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(err.contains("/proc/towerhook"), "{err}");
     }
 }

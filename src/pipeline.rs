@@ -14,11 +14,15 @@ use crate::definitions_sync::DefinitionsSync;
 use crate::ip_rules::{IpList, effective_client_ip};
 use crate::log_record::{AuthenticationStatus, CodeStatus, LogRecord, timestamp_now};
 use crate::log_store::LogStore;
+use crate::outbox::ShipperStatus;
 use crate::payload;
 use crate::python::{CallJob, Engine, EngineError, Outcome};
 use crate::registry::{Registry, RegistryHandle};
 use crate::request::{IncomingCall, RequestHeaders};
 use crate::secrets::Masker;
+
+/// Where the stored headers keep towerhook's request id (a name no caller header takes).
+pub const REQUEST_ID_HEADER: &str = "X-Towerhook-Request-Id";
 
 /// What replaces a redacted header's value in stored logs.
 pub const REDACTED: &str = "[redacted]";
@@ -30,6 +34,8 @@ pub struct Services {
     pub engine: Arc<Engine>,
     pub log_store: LogStore,
     pub definitions: DefinitionsSync,
+    /// The Odoo log sink's shipper, when logs go to Odoo.
+    pub shipper: Option<Arc<ShipperStatus>>,
     redacted_headers: HashSet<String>,
     /// Proxies in front of towerhook itself.
     trusted_proxies: IpList,
@@ -42,6 +48,7 @@ impl Services {
         engine: Arc<Engine>,
         log_store: LogStore,
         definitions: DefinitionsSync,
+        shipper: Option<Arc<ShipperStatus>>,
     ) -> Self {
         let redacted_headers = settings
             .redact_headers
@@ -56,6 +63,7 @@ impl Services {
             engine,
             log_store,
             definitions,
+            shipper,
             redacted_headers,
         }
     }
@@ -225,6 +233,7 @@ fn new_record(
     payload: Option<&Value>,
 ) -> LogRecord {
     LogRecord {
+        request_id: call.request_id.clone(),
         create_date: timestamp_now(),
         webhook_id: webhook.and_then(|w| w.id),
         webhook_reference: webhook.map(|w| w.reference.clone()),
@@ -232,7 +241,12 @@ fn new_record(
         authenticator_id: webhook.and_then(|w| w.authenticator.id),
         authenticator_reference: webhook.map(|w| w.authenticator.reference.clone()),
         request_method: call.method,
-        request_headers: headers_json(&call.headers, &services.redacted_headers, registry.masker()),
+        request_headers: headers_json(
+            &call.headers,
+            &call.request_id,
+            &services.redacted_headers,
+            registry.masker(),
+        ),
         request_payload: match payload {
             None => Some("{}".to_string()),
             Some(Value::Null) => None,
@@ -276,8 +290,14 @@ fn message_body(message_json: &str) -> String {
     format!("{{\"message\": {message_json}}}")
 }
 
-fn headers_json(headers: &RequestHeaders, redacted: &HashSet<String>, masker: &Masker) -> String {
-    let map: Map<String, Value> = headers
+/// The stored headers, with towerhook's request id among them.
+fn headers_json(
+    headers: &RequestHeaders,
+    request_id: &str,
+    redacted: &HashSet<String>,
+    masker: &Masker,
+) -> String {
+    let mut map: Map<String, Value> = headers
         .iter()
         .map(|(name, value)| {
             let value = if redacted.contains(&name.to_ascii_lowercase()) {
@@ -288,5 +308,9 @@ fn headers_json(headers: &RequestHeaders, redacted: &HashSet<String>, masker: &M
             (name.to_string(), Value::String(value))
         })
         .collect();
+    map.insert(
+        REQUEST_ID_HEADER.to_string(),
+        Value::String(request_id.to_string()),
+    );
     Value::Object(map).to_string()
 }

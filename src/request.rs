@@ -136,6 +136,8 @@ fn latin1(bytes: &[u8]) -> String {
 /// Everything about a call that the pipeline needs, except its body.
 #[derive(Debug, Clone)]
 pub struct IncomingCall {
+    /// Unique per call, answered as `X-Request-Id` and kept with the log record.
+    pub request_id: String,
     pub method: HttpMethod,
     /// The path after `/cetmix_tower_webhooks/`, percent-decoded; may contain slashes.
     pub endpoint: String,

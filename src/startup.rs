@@ -7,10 +7,11 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 
-use crate::configuration::Settings;
+use crate::configuration::{Settings, SinkKind};
 use crate::definitions_sync;
 use crate::log_store::{LogStore, StoreError};
 use crate::odoo::OdooLink;
+use crate::outbox::{self, ShipperSettings};
 use crate::pipeline::Services;
 use crate::python::{Engine, EngineSettings, InterpreterSettings};
 use crate::registry::{Registry, RegistryHandle};
@@ -25,6 +26,8 @@ pub enum StartupError {
     LogStore(#[from] StoreError),
     #[error("{0}")]
     Python(String),
+    #[error("{0}")]
+    Outbox(String),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -41,11 +44,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
-        let log_store = LogStore::open(
-            &settings.log_store_path(),
-            settings.log_store_sync,
-            settings.retention_days,
-        )?;
+        let log_store = LogStore::open(&settings.log_store_path(), &settings.store_options())?;
         let odoo = settings
             .odoo_client()
             .map(|client| Arc::new(OdooLink::new(client)));
@@ -65,12 +64,24 @@ impl Application {
             settings.python_threads,
             settings.python_queue
         );
+        let shipper = match (settings.log_sink, &odoo) {
+            (SinkKind::Odoo, Some(link)) => Some(
+                outbox::start(
+                    ShipperSettings::from(&settings),
+                    Arc::clone(link),
+                    Arc::clone(log_store.outbox()),
+                )
+                .map_err(StartupError::Outbox)?,
+            ),
+            _ => None,
+        };
         let services = web::Data::new(Services::new(
             Arc::clone(&settings),
             registry,
             engine,
             log_store,
             definitions,
+            shipper,
         ));
 
         let listener =

@@ -32,6 +32,7 @@ pub async fn ready(services: web::Data<Services>) -> HttpResponse {
         "webhooks": webhooks,
         "stale": stale,
         "log_retention_days": services.log_store.retention_days(),
+        "outbox": outbox_state(&services),
         "problems": problems,
     });
     if problems.is_empty() {
@@ -39,4 +40,17 @@ pub async fn ready(services: web::Data<Services>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// Records not yet in Odoo and why they wait, when logs go to Odoo.
+fn outbox_state(services: &Services) -> serde_json::Value {
+    let Some(shipper) = &services.shipper else {
+        return serde_json::Value::Null;
+    };
+    let gauge = services.log_store.outbox();
+    json!({
+        "unshipped_records": gauge.records.load(std::sync::atomic::Ordering::Relaxed),
+        "unshipped_bytes": gauge.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        "problem": shipper.problem(),
+    })
 }

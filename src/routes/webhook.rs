@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use actix_web::http::header::{
+    ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER,
+};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -19,7 +21,9 @@ pub async fn call(
     let Some(method) = HttpMethod::parse(request.method().as_str()) else {
         return method_not_allowed().await;
     };
+    let request_id = crate::log_record::new_request_id();
     let call = IncomingCall {
+        request_id: request_id.clone(),
         method,
         endpoint: request.match_info().query("endpoint").to_string(),
         headers: RequestHeaders::from_raw(
@@ -31,6 +35,21 @@ pub async fn call(
         query: request.query_string().to_string(),
         peer: request.peer_addr().map(|addr| addr.ip().to_canonical()),
     };
+    // A full outbox refuses new calls rather than dropping what it holds.
+    if let Some(reason) = services.log_store.outbox().full() {
+        if services.log_store.outbox().should_report() {
+            log::error!("refusing calls with 503: {reason}");
+        }
+        let mut response = crate::routes::json_message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable: call logs cannot be delivered for now, retry later",
+        );
+        response.headers_mut().insert(
+            RETRY_AFTER,
+            HeaderValue::from_static(OUTBOX_FULL_RETRY_AFTER),
+        );
+        return response;
+    }
     let declared_length = request
         .headers()
         .get(CONTENT_LENGTH)
@@ -56,7 +75,15 @@ pub async fn call(
         outcome
     });
     match task.await {
-        Ok(outcome) => respond(outcome),
+        Ok(outcome) => {
+            let mut response = respond(outcome);
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static("x-request-id"), value);
+            }
+            response
+        }
         Err(error) => {
             log::error!("webhook call task failed: {error}");
             crate::routes::json_message(
@@ -66,6 +93,9 @@ pub async fn call(
         }
     }
 }
+
+/// Seconds a caller is asked to wait while the outbox is full.
+const OUTBOX_FULL_RETRY_AFTER: &str = "30";
 
 pub async fn method_not_allowed() -> HttpResponse {
     let mut response =
