@@ -162,11 +162,11 @@ fn outbox(settings: &Settings, action: OutboxAction) -> ExitCode {
             } else {
                 &["dead"]
             };
-            crate::outbox::list(&store, states).map(|(counts, entries)| {
-                for (state, count) in counts {
+            crate::outbox::list(&store, states).map(|listing| {
+                for (state, count) in listing.counts {
                     println!("{state}: {count}");
                 }
-                for entry in entries {
+                for entry in listing.entries {
                     println!(
                         "#{} {} {} {} {} -> {} (attempts {}): {}",
                         entry.id,

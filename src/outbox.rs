@@ -573,11 +573,14 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
 }
 
+/// Records per state, and the entries in the states asked for.
+pub struct OutboxListing {
+    pub counts: Vec<(String, i64)>,
+    pub entries: Vec<OutboxEntry>,
+}
+
 /// Counts by state and the dead letters, for the CLI.
-pub fn list(
-    store: &Path,
-    states: &[&str],
-) -> rusqlite::Result<(Vec<(String, i64)>, Vec<OutboxEntry>)> {
+pub fn list(store: &Path, states: &[&str]) -> rusqlite::Result<OutboxListing> {
     let connection = Connection::open(store)?;
     connection.busy_timeout(Duration::from_secs(5))?;
     let mut counts = connection
@@ -606,7 +609,7 @@ pub fn list(
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((counts, entries))
+    Ok(OutboxListing { counts, entries })
 }
 
 /// Moves dead letters (all, or those ids) back to pending; how many.
