@@ -203,14 +203,21 @@ pub async fn answer(response: reqwest::Response) -> (u16, String, Value) {
 pub struct BinaryServer {
     child: std::process::Child,
     pub port: u16,
-    _data: TempDir,
+    _data: Option<TempDir>,
 }
 
 impl BinaryServer {
     pub fn start(env: &[(&str, &str)]) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut server = Self::start_in(data.path(), env);
+        server._data = Some(data);
+        server
+    }
+
+    /// With the data directory given (it survives the process).
+    pub fn start_in(data: &Path, env: &[(&str, &str)]) -> Self {
         use std::io::{BufRead, BufReader};
         init();
-        let data = tempfile::tempdir().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_towerhook"));
         command
             .arg("serve")
@@ -218,7 +225,7 @@ impl BinaryServer {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
             .env("TOWERHOOK_LISTEN", "127.0.0.1:0")
-            .env("TOWERHOOK_DATA_DIR", data.path())
+            .env("TOWERHOOK_DATA_DIR", data)
             .stderr(std::process::Stdio::piped());
         for (name, value) in env {
             command.env(name, value);
@@ -227,7 +234,8 @@ impl BinaryServer {
         let stderr = BufReader::new(child.stderr.take().unwrap());
         let mut seen = Vec::new();
         let mut port = None;
-        for line in stderr.lines() {
+        let mut lines = stderr.lines();
+        for line in lines.by_ref() {
             let line = line.unwrap();
             if let Some(rest) = line.split("listening on port ").nth(1) {
                 port = rest.split(',').next().and_then(|p| p.trim().parse().ok());
@@ -236,11 +244,19 @@ impl BinaryServer {
             seen.push(line);
         }
         let port = port.unwrap_or_else(|| panic!("towerhook did not start:\n{}", seen.join("\n")));
+        // Keep draining its log so the process never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
         Self {
             child,
             port,
-            _data: data,
+            _data: None,
         }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn url(&self, endpoint: &str) -> String {

@@ -353,3 +353,69 @@ pub async fn spawn_app_on(
     })
     .await
 }
+
+/// towerhook serving this Odoo's definitions and shipping its logs there, quickly: small
+/// batch age, short retry delays.
+pub async fn spawn_app_shipping_to(
+    odoo: &TestOdoo,
+    configure: impl FnOnce(&mut towerhook::configuration::Settings),
+) -> super::TestApp {
+    spawn_app_on(odoo, |settings| {
+        settings.log_sink = towerhook::configuration::SinkKind::Odoo;
+        settings.outbox_batch_age_ms = 50;
+        settings.outbox_retry_max_secs = 0.5;
+        configure(settings);
+    })
+    .await
+}
+
+impl TestOdoo {
+    /// What `towerhook odoo-setup` does, as the emulator's administrator.
+    pub async fn grant_log_create(&self) {
+        let mut settings = towerhook::configuration::Settings::default();
+        settings.odoo_url = Some(self.url.clone());
+        settings.odoo_db = Some(self.database.clone());
+        settings.odoo_login = Some(self.login.clone());
+        settings.odoo_api_key = Some(self.secret.clone());
+        let admin_secret = std::env::var("TOWERHOOK_TEST_ODOO_ADMIN_PASSWORD")
+            .unwrap_or_else(|_| ADMIN_KEY.to_string());
+        let admin_login = std::env::var("TOWERHOOK_TEST_ODOO_ADMIN_LOGIN")
+            .unwrap_or_else(|_| ADMIN_LOGIN.to_string());
+        towerhook::odoo_setup::run(&settings, &admin_login, &admin_secret)
+            .await
+            .expect("odoo-setup");
+    }
+
+    /// The webhook logs in Odoo, as its superuser sees them (emulator) or as the service
+    /// user reads them (real Odoo).
+    pub async fn logs(&self) -> Vec<Value> {
+        match &self.emulator {
+            Some(emulator) => emulator.records("cx.tower.webhook.log").await,
+            None => self
+                .client
+                .execute(
+                    &Call::model("cx.tower.webhook.log", "search_read")
+                        .arg(json!([]))
+                        .arg(json!([]))
+                        .kwarg("order", json!("id")),
+                )
+                .await
+                .unwrap()
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Waits until Odoo holds at least `count` logs; returns them.
+    pub async fn wait_for_logs(&self, count: usize, within: Duration) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let logs = self.logs().await;
+            if logs.len() >= count || std::time::Instant::now() > deadline {
+                return logs;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
