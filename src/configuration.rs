@@ -181,7 +181,7 @@ impl Default for Settings {
             outbox_retry_max_secs: 60.0,
             geoip_database: None,
             python_threads: 8,
-            python_queue: 256,
+            python_queue: 1024,
             python_packages_dir: repo.join(".python-packages"),
             snippet_timeout_secs: 30.0,
             python_recursion_limit: 1000,

@@ -8,6 +8,7 @@ pub mod definitions_sync;
 pub mod ip_rules;
 pub mod log_record;
 pub mod log_store;
+pub mod log_throttle;
 pub mod odoo;
 pub mod odoo_setup;
 pub mod outbox;

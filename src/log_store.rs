@@ -89,7 +89,6 @@ pub struct OutboxGauge {
     pub bytes: AtomicU64,
     max_records: u64,
     max_bytes: u64,
-    reported_at: AtomicU64,
 }
 
 impl OutboxGauge {
@@ -112,17 +111,6 @@ impl OutboxGauge {
             ));
         }
         None
-    }
-
-    /// Rate-limits the log line about refused calls: true at most every ten seconds.
-    pub fn should_report(&self) -> bool {
-        let now = chrono::Utc::now().timestamp() as u64;
-        let last = self.reported_at.load(Ordering::Relaxed);
-        now >= last + 10
-            && self
-                .reported_at
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
     }
 
     pub fn add(&self, records: u64, bytes: u64) {
@@ -185,7 +173,6 @@ impl LogStore {
             bytes: AtomicU64::new(bytes),
             max_records: options.max_unshipped_records,
             max_bytes: options.max_unshipped_bytes,
-            reported_at: AtomicU64::new(0),
         });
         let (sender, receiver) = crossbeam_channel::unbounded();
         let health = Arc::new(Mutex::new(None));

@@ -14,6 +14,7 @@ use crate::definitions_sync::DefinitionsSync;
 use crate::ip_rules::{IpList, effective_client_ip};
 use crate::log_record::{AuthenticationStatus, CodeStatus, LogRecord, timestamp_now};
 use crate::log_store::LogStore;
+use crate::log_throttle::LogThrottle;
 use crate::outbox::ShipperStatus;
 use crate::payload;
 use crate::python::{CallJob, Engine, EngineError, Outcome};
@@ -169,11 +170,15 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
             }
         }
         Err(EngineError::Overloaded) => {
-            log::warn!(
-                "shed a call to {} {}: every snippet thread is busy and the queue is full",
-                record.request_method,
-                record.endpoint
-            );
+            static SHED: LogThrottle = LogThrottle::new(10);
+            if let Some(more) = SHED.report() {
+                log::warn!(
+                    "shedding calls with 503 (now {} {}): every snippet thread is busy and the \
+                     queue is full ({more} more shed since the last line)",
+                    record.request_method,
+                    record.endpoint
+                );
+            }
             failure(
                 record,
                 503,

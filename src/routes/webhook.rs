@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
+use crate::log_throttle::LogThrottle;
 use crate::pipeline::{self, BodyRejection, CallOutcome, Services};
 use crate::request::{HttpMethod, IncomingCall, RequestHeaders};
 
@@ -37,8 +38,11 @@ pub async fn call(
     };
     // A full outbox refuses new calls rather than dropping what it holds.
     if let Some(reason) = services.log_store.outbox().full() {
-        if services.log_store.outbox().should_report() {
-            log::error!("refusing calls with 503: {reason}");
+        static REFUSALS: LogThrottle = LogThrottle::new(10);
+        if let Some(more) = REFUSALS.report() {
+            log::error!(
+                "refusing calls with 503: {reason} ({more} more refused since the last line)"
+            );
         }
         let mut response = crate::routes::json_message(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -372,11 +372,13 @@ pub async fn spawn_app_shipping_to(
 impl TestOdoo {
     /// What `towerhook odoo-setup` does, as the emulator's administrator.
     pub async fn grant_log_create(&self) {
-        let mut settings = towerhook::configuration::Settings::default();
-        settings.odoo_url = Some(self.url.clone());
-        settings.odoo_db = Some(self.database.clone());
-        settings.odoo_login = Some(self.login.clone());
-        settings.odoo_api_key = Some(self.secret.clone());
+        let settings = towerhook::configuration::Settings {
+            odoo_url: Some(self.url.clone()),
+            odoo_db: Some(self.database.clone()),
+            odoo_login: Some(self.login.clone()),
+            odoo_api_key: Some(self.secret.clone()),
+            ..Default::default()
+        };
         let admin_secret = std::env::var("TOWERHOOK_TEST_ODOO_ADMIN_PASSWORD")
             .unwrap_or_else(|_| ADMIN_KEY.to_string());
         let admin_login = std::env::var("TOWERHOOK_TEST_ODOO_ADMIN_LOGIN")
