@@ -42,6 +42,14 @@ pub async fn run(settings: &Settings) -> Report {
     if let Some(registry) = registry {
         check_snippets(settings, &registry, &mut report);
     }
+    if let Some(path) = &settings.geoip_database {
+        match crate::geoip::GeoIp::open(path) {
+            Ok(_) => report.line(format!("geoip: {}", path.display())),
+            Err(error) => report.problem(format!(
+                "{error}: point geoip_database at a GeoLite2/GeoIP2 .mmdb file, or unset it"
+            )),
+        }
+    }
     let store = settings.log_store_path();
     report.line(format!("log store: {}", store.display()));
     if let Err(error) = LogStore::open(&store, &settings.store_options()) {

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod configuration;
 pub mod definitions;
 pub mod definitions_sync;
+pub mod geoip;
 pub mod ip_rules;
 pub mod log_record;
 pub mod log_store;

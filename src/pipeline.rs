@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::configuration::Settings;
 use crate::definitions::{ContentType, Webhook};
 use crate::definitions_sync::DefinitionsSync;
+use crate::geoip::GeoIp;
 use crate::ip_rules::{IpList, effective_client_ip};
 use crate::log_record::{AuthenticationStatus, CodeStatus, LogRecord, timestamp_now};
 use crate::log_store::LogStore;
@@ -40,6 +41,7 @@ pub struct Services {
     redacted_headers: HashSet<String>,
     /// Proxies in front of towerhook itself.
     trusted_proxies: IpList,
+    geoip: Option<GeoIp>,
 }
 
 impl Services {
@@ -50,6 +52,7 @@ impl Services {
         log_store: LogStore,
         definitions: DefinitionsSync,
         shipper: Option<Arc<ShipperStatus>>,
+        geoip: Option<GeoIp>,
     ) -> Self {
         let redacted_headers = settings
             .redact_headers
@@ -59,6 +62,7 @@ impl Services {
         let trusted_proxies = IpList::parse(&settings.trusted_proxies.join(","));
         Self {
             trusted_proxies,
+            geoip,
             settings,
             registry,
             engine,
@@ -133,6 +137,7 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
         &[&authenticator.trusted_proxies, &services.trusted_proxies],
     );
     record.ip_address = client.map(|ip| ip.to_string());
+    record.country_code = services.country(client);
     if !authenticator.allowed_ips.allows(client) {
         return failure(record, 403, "Address not allowed", None);
     }
@@ -230,6 +235,12 @@ pub fn reject(services: &Services, call: IncomingCall, rejection: &BodyRejection
 
 /// A record with what is known before any code runs: statuses start at failed/skipped,
 /// the module's values for every early exit.
+impl Services {
+    fn country(&self, client: Option<std::net::IpAddr>) -> Option<String> {
+        self.geoip.as_ref()?.country(client?)
+    }
+}
+
 fn new_record(
     services: &Services,
     registry: &Registry,
@@ -237,6 +248,7 @@ fn new_record(
     webhook: Option<&Webhook>,
     payload: Option<&Value>,
 ) -> LogRecord {
+    let client = effective_client_ip(call.peer, &call.headers, &[&services.trusted_proxies]);
     LogRecord {
         request_id: call.request_id.clone(),
         create_date: timestamp_now(),
@@ -268,9 +280,8 @@ fn new_record(
         result_message: None,
         error_message: None,
         user_id: webhook.map(|w| w.user_id),
-        ip_address: effective_client_ip(call.peer, &call.headers, &[&services.trusted_proxies])
-            .map(|ip| ip.to_string()),
-        country_code: None,
+        ip_address: client.map(|ip| ip.to_string()),
+        country_code: services.country(client),
     }
 }
 

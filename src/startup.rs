@@ -9,6 +9,7 @@ use actix_web::{App, HttpServer, web};
 
 use crate::configuration::{Settings, SinkKind};
 use crate::definitions_sync;
+use crate::geoip::GeoIp;
 use crate::log_store::{LogStore, StoreError};
 use crate::odoo::OdooLink;
 use crate::outbox::{self, ShipperSettings};
@@ -28,6 +29,8 @@ pub enum StartupError {
     Python(String),
     #[error("{0}")]
     Outbox(String),
+    #[error("{0}")]
+    GeoIp(String),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -75,6 +78,10 @@ impl Application {
             ),
             _ => None,
         };
+        let geoip = match &settings.geoip_database {
+            Some(path) => Some(GeoIp::open(path).map_err(StartupError::GeoIp)?),
+            None => None,
+        };
         let services = web::Data::new(Services::new(
             Arc::clone(&settings),
             registry,
@@ -82,6 +89,7 @@ impl Application {
             log_store,
             definitions,
             shipper,
+            geoip,
         ));
 
         let listener =

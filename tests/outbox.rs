@@ -436,3 +436,42 @@ async fn a_killed_towerhook_loses_no_answered_call() {
     );
     drop(restarted);
 }
+
+#[tokio::test]
+async fn the_callers_country_reaches_odoo_when_a_geoip_database_is_configured() {
+    let odoo = TestOdoo::start().await;
+    odoo.grant_log_create().await;
+    echo_webhook(&odoo, "geo").await;
+    let database = tempfile::tempdir().unwrap();
+    let path = database.path().join("countries.mmdb");
+    common::mmdb::write(
+        &path,
+        &[
+            ("203.0.113.0".parse().unwrap(), 24, "BE"),
+            ("198.51.100.0".parse().unwrap(), 24, "DE"),
+        ],
+    );
+    let app = spawn_app_shipping_to(&odoo, |s| s.geoip_database = Some(path.clone())).await;
+    for (source, seq) in [("203.0.113.5", 1), ("127.0.0.1", 2)] {
+        let source: std::net::IpAddr = source.parse().unwrap();
+        let response = app
+            .client_from(source)
+            .post(format!(
+                "{}/cetmix_tower_webhooks/geo",
+                app.base_for(source)
+            ))
+            .body(json!({"seq": seq}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    let logs = odoo.wait_for_logs(2, Duration::from_secs(10)).await;
+    let by_seq = |seq: i64| {
+        logs.iter()
+            .find(|log| log["result_message"] == json!(format!("seq {seq}")))
+            .unwrap()
+    };
+    assert_eq!(by_seq(1)["country_id"][1], json!("Belgium"));
+    assert_eq!(by_seq(2)["country_id"], json!(false));
+}

@@ -2,6 +2,7 @@
 //! what it stored.
 #![allow(dead_code)]
 
+pub mod mmdb;
 pub mod odoo;
 
 use std::net::{IpAddr, TcpListener};
