@@ -23,3 +23,4 @@ pub mod secrets;
 pub mod snapshot_store;
 pub mod source;
 pub mod startup;
+pub mod yaml_sync;
