@@ -33,6 +33,28 @@ pub enum Command {
         #[command(subcommand)]
         action: OutboxAction,
     },
+    /// Run one webhook locally through the same pipeline as `serve` and print the answer and
+    /// the log record; nothing is stored or shipped. The way to try a snippet before
+    /// enabling it.
+    Run {
+        /// The endpoint, as in /cetmix_tower_webhooks/<ENDPOINT>.
+        endpoint: String,
+        /// `post` or `get`.
+        #[arg(long, default_value = "post")]
+        method: String,
+        /// File whose bytes are the request body.
+        #[arg(long)]
+        payload: Option<PathBuf>,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// The query string, without `?`.
+        #[arg(long, default_value = "")]
+        query: String,
+        /// The caller's address, for allowlists.
+        #[arg(long, default_value = "127.0.0.1")]
+        peer: std::net::IpAddr,
+    },
     /// Give the service user the right to create webhook logs in Odoo (needs an
     /// administrator's credentials; safe to run again).
     OdooSetup {
@@ -69,6 +91,24 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(settings),
         Command::Check => check(&settings),
         Command::Outbox { action } => outbox(&settings, action),
+        Command::Run {
+            endpoint,
+            method,
+            payload,
+            headers,
+            query,
+            peer,
+        } => run_one(
+            settings,
+            RunRequest {
+                endpoint,
+                method,
+                payload,
+                headers,
+                query,
+                peer,
+            },
+        ),
         Command::OdooSetup {
             admin_login,
             admin_api_key,
@@ -82,12 +122,15 @@ fn init_logging(format: LogFormat) {
     if format == LogFormat::Json {
         builder.format(|out, record| {
             use std::io::Write;
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 "level": record.level().as_str(),
                 "target": record.target(),
                 "message": record.args().to_string(),
             });
+            // Structured fields (request id, status, ...) become JSON fields.
+            let mut fields = JsonFields(&mut line);
+            let _ = record.key_values().visit(&mut fields);
             writeln!(out, "{line}")
         });
     }
@@ -212,4 +255,122 @@ fn odoo_setup(settings: &Settings, admin_login: &str, admin_secret: &str) -> Exi
             ExitCode::FAILURE
         }
     }
+}
+
+struct JsonFields<'a>(&'a mut serde_json::Value);
+
+impl<'kvs> log::kv::VisitSource<'kvs> for JsonFields<'_> {
+    fn visit_pair(
+        &mut self,
+        key: log::kv::Key<'kvs>,
+        value: log::kv::Value<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        let value = if let Some(number) = value.to_i64() {
+            serde_json::Value::from(number)
+        } else if let Some(number) = value.to_u64() {
+            serde_json::Value::from(number)
+        } else if let Some(number) = value.to_f64() {
+            serde_json::Value::from(number)
+        } else {
+            serde_json::Value::String(value.to_string())
+        };
+        self.0[key.as_str()] = value;
+        Ok(())
+    }
+}
+
+/// What `towerhook run` sends.
+struct RunRequest {
+    endpoint: String,
+    method: String,
+    payload: Option<PathBuf>,
+    headers: Vec<String>,
+    query: String,
+    peer: std::net::IpAddr,
+}
+
+fn run_one(mut settings: Settings, request: RunRequest) -> ExitCode {
+    let Some(method) = crate::request::HttpMethod::parse(&request.method) else {
+        eprintln!("towerhook: --method must be post or get");
+        return ExitCode::FAILURE;
+    };
+    let body = match &request.payload {
+        Some(path) => match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                eprintln!("towerhook: {}: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Vec::new(),
+    };
+    let mut headers = Vec::new();
+    for header in &request.headers {
+        match header.split_once(':') {
+            Some((name, value)) => {
+                headers.push((name.trim().to_string(), value.trim().to_string()))
+            }
+            None => {
+                eprintln!("towerhook: --header {header:?} is not `Name: value`");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    // Nothing of the trial may reach the real store or Odoo's logs.
+    let scratch = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(error) => {
+            eprintln!("towerhook: cannot create a scratch directory: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    settings.data_dir = scratch.path().to_path_buf();
+    settings.log_sink = crate::configuration::SinkKind::Local;
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let services = match crate::services::Services::build(settings).await {
+            Ok(services) => services,
+            Err(error) => {
+                eprintln!("towerhook: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if !services.registry.is_loaded() {
+            eprintln!(
+                "towerhook: definitions not loaded: {}",
+                services.registry.status().stale_reason.unwrap_or_default()
+            );
+            return ExitCode::FAILURE;
+        }
+        let call = crate::request::IncomingCall {
+            request_id: crate::log_record::new_request_id(),
+            method,
+            endpoint: request.endpoint,
+            headers: crate::request::RequestHeaders::from_raw(
+                headers
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_bytes())),
+            ),
+            query: request.query,
+            peer: Some(request.peer),
+        };
+        let outcome = crate::pipeline::handle(&services, call, body.into()).await;
+        println!("HTTP {}", outcome.status);
+        println!("{}", outcome.body);
+        println!();
+        println!("log record:");
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome.record).unwrap_or_default()
+        );
+        services.shutdown().await;
+        if outcome.status < 400 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    })
 }

@@ -124,6 +124,8 @@ pub struct Settings {
 
     /// Log output of the process itself.
     pub log_format: LogFormat,
+    /// After SIGTERM, how long calls in flight may take to finish.
+    pub shutdown_grace_secs: f64,
 
     /// Base URL of Odoo, e.g. `https://odoo.example.com`.
     pub odoo_url: Option<String>,
@@ -187,6 +189,7 @@ impl Default for Settings {
             python_recursion_limit: 1000,
             max_message_chars: 64 * 1024,
             log_format: LogFormat::Text,
+            shutdown_grace_secs: 30.0,
             odoo_url: None,
             odoo_db: None,
             odoo_login: None,

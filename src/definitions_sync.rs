@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::configuration::{Settings, SourceKind};
 use crate::log_store::LogStore;
+use crate::metrics::Metrics;
 use crate::odoo::{Call, OdooClient, OdooError, OdooLink};
 use crate::python::SecretValues;
 use crate::registry::RegistryHandle;
@@ -51,13 +52,14 @@ pub async fn start(
     registry: Arc<RegistryHandle>,
     link: Option<Arc<OdooLink>>,
     log_store: LogStore,
+    metrics: Arc<Metrics>,
 ) -> Result<DefinitionsSync, LoadError> {
     let (requests, inbox) = mpsc::channel(8);
     match (settings.source, link) {
         (SourceKind::Yaml, _) => {
             registry.install(load_yaml(settings)?, None);
             let settings = settings.clone();
-            tokio::spawn(serve_yaml(settings, registry, inbox));
+            tokio::spawn(serve_yaml(settings, registry, inbox, metrics));
         }
         (SourceKind::Odoo, Some(link)) => {
             let snapshots = SnapshotStore::new(&settings.log_store_path());
@@ -70,6 +72,7 @@ pub async fn start(
                 serving_snapshot: false,
                 log_store,
                 retention_read_from: None,
+                metrics,
             };
             if let Err(error) = source.sync().await {
                 source.fall_back(&error);
@@ -94,6 +97,7 @@ async fn serve_yaml(
     settings: Settings,
     registry: Arc<RegistryHandle>,
     mut inbox: mpsc::Receiver<ReloadReply>,
+    metrics: Arc<Metrics>,
 ) {
     while let Some(reply) = inbox.recv().await {
         let settings = settings.clone();
@@ -106,6 +110,10 @@ async fn serve_yaml(
             registry.install(fresh, None);
             count
         });
+        metrics
+            .definition_refreshes
+            .with_label_values(&[if answer.is_ok() { "ok" } else { "failed" }])
+            .inc();
         let _ = reply.send(answer);
     }
 }
@@ -121,6 +129,7 @@ struct OdooSource {
     log_store: LogStore,
     /// The client whose session last read the retention parameter.
     retention_read_from: Option<Arc<OdooClient>>,
+    metrics: Arc<Metrics>,
 }
 
 impl OdooSource {
@@ -147,8 +156,18 @@ impl OdooSource {
         }
     }
 
-    /// One round: connect if needed, refresh the mirror, install and cache what changed.
+    /// One round, counted in the metrics.
     async fn sync(&mut self) -> Result<usize, OdooError> {
+        let result = self.sync_once().await;
+        self.metrics
+            .definition_refreshes
+            .with_label_values(&[if result.is_ok() { "ok" } else { "failed" }])
+            .inc();
+        result
+    }
+
+    /// Connects if needed, refreshes the mirror, installs and caches what changed.
+    async fn sync_once(&mut self) -> Result<usize, OdooError> {
         let client = self.link.client().await?;
         if !self
             .retention_read_from

@@ -4,10 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::request::HttpMethod;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthenticationStatus {
     Success,
+    #[default]
     Failed,
     NotRequired,
 }
@@ -22,11 +23,12 @@ impl AuthenticationStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CodeStatus {
     Success,
     Failed,
+    #[default]
     Skipped,
 }
 
@@ -40,7 +42,7 @@ impl CodeStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogRecord {
     /// Unique per call: the `X-Request-Id` answered, and the key that keeps a record from
     /// being created twice in Odoo.

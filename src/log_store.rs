@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::configuration::SyncMode;
@@ -144,9 +144,17 @@ pub enum StoreError {
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
 
+// Nearly every message is an Append: boxing it would only add an allocation per call.
+#[allow(clippy::large_enum_variant)]
+enum Message {
+    Append(LogRecord, Reply),
+    /// Commit everything sent before, then stop.
+    Close(oneshot::Sender<()>),
+}
+
 #[derive(Clone)]
 pub struct LogStore {
-    sender: Sender<(LogRecord, Reply)>,
+    sender: Sender<Message>,
     health: Arc<Mutex<Option<String>>>,
     retention_days: Arc<AtomicU32>,
     outbox: Arc<OutboxGauge>,
@@ -200,6 +208,30 @@ impl LogStore {
         })
     }
 
+    /// Dead letters, and the age of the oldest record waiting for Odoo (for metrics).
+    pub fn outbox_details(&self) -> rusqlite::Result<(i64, Option<Duration>)> {
+        let connection = Connection::open(&self.path)?;
+        connection.busy_timeout(Duration::from_secs(2))?;
+        let dead: i64 = connection.query_row(
+            "SELECT COUNT(*) FROM webhook_log WHERE ship_state = 'dead'",
+            [],
+            |row| row.get(0),
+        )?;
+        let oldest: Option<String> = connection
+            .query_row(
+                "SELECT create_date FROM webhook_log WHERE ship_state = 'pending' ORDER BY id LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let age = oldest.and_then(|created| {
+            let created =
+                chrono::NaiveDateTime::parse_from_str(&created, "%Y-%m-%d %H:%M:%S%.f").ok()?;
+            (chrono::Utc::now().naive_utc() - created).to_std().ok()
+        });
+        Ok((dead, age))
+    }
+
     /// The records not yet in Odoo and their bound.
     pub fn outbox(&self) -> &Arc<OutboxGauge> {
         &self.outbox
@@ -218,9 +250,18 @@ impl LogStore {
     pub async fn append(&self, record: LogRecord) -> Result<(), StoreError> {
         let (reply, committed) = oneshot::channel();
         self.sender
-            .send((record, reply))
+            .send(Message::Append(record, reply))
             .map_err(|_| StoreError::Stopped)?;
         committed.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Commits every record handed over before, and stops the writer.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let (done, closed) = oneshot::channel();
+        self.sender
+            .send(Message::Close(done))
+            .map_err(|_| StoreError::Stopped)?;
+        closed.await.map_err(|_| StoreError::Stopped)
     }
 
     /// Why the store cannot take records right now, if it cannot.
@@ -265,7 +306,7 @@ pub(crate) fn open_connection(path: &Path, sync: SyncMode) -> rusqlite::Result<C
 
 struct Writer {
     connection: Connection,
-    receiver: Receiver<(LogRecord, Reply)>,
+    receiver: Receiver<Message>,
     health: Arc<Mutex<Option<String>>>,
     retention_days: Arc<AtomicU32>,
     outbox: Arc<OutboxGauge>,
@@ -296,10 +337,32 @@ impl Writer {
                     return;
                 }
             };
-            let mut batch: Vec<(LogRecord, Reply)> = first.into_iter().collect();
-            batch.extend(self.receiver.try_iter().take(MAX_BATCH - batch.len()));
+            let mut batch: Vec<(LogRecord, Reply)> = Vec::new();
+            let mut closing = None;
+            for message in first.into_iter().chain(self.receiver.try_iter()) {
+                match message {
+                    Message::Append(record, reply) => batch.push((record, reply)),
+                    Message::Close(done) => {
+                        closing = Some(done);
+                        break;
+                    }
+                }
+                if batch.len() >= MAX_BATCH {
+                    break;
+                }
+            }
             if !batch.is_empty() || !self.retry.is_empty() {
                 self.commit(batch);
+            }
+            if let Some(done) = closing {
+                if !self.retry.is_empty() {
+                    log::error!(
+                        "log store closing with {} record(s) its disk refused",
+                        self.retry.len()
+                    );
+                }
+                let _ = done.send(());
+                return;
             }
             self.prune_if_due();
         }

@@ -5,21 +5,18 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+pub use crate::services::Services;
+
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::configuration::Settings;
 use crate::definitions::{ContentType, Webhook};
-use crate::definitions_sync::DefinitionsSync;
-use crate::geoip::GeoIp;
-use crate::ip_rules::{IpList, effective_client_ip};
+use crate::ip_rules::effective_client_ip;
 use crate::log_record::{AuthenticationStatus, CodeStatus, LogRecord, timestamp_now};
-use crate::log_store::LogStore;
 use crate::log_throttle::LogThrottle;
-use crate::outbox::ShipperStatus;
 use crate::payload;
-use crate::python::{CallJob, Engine, EngineError, Outcome};
-use crate::registry::{Registry, RegistryHandle};
+use crate::python::{CallJob, EngineError, Outcome};
+use crate::registry::Registry;
 use crate::request::{IncomingCall, RequestHeaders};
 use crate::secrets::Masker;
 
@@ -28,51 +25,6 @@ pub const REQUEST_ID_HEADER: &str = "X-Towerhook-Request-Id";
 
 /// What replaces a redacted header's value in stored logs.
 pub const REDACTED: &str = "[redacted]";
-
-/// Everything a call needs, shared by all calls.
-pub struct Services {
-    pub settings: Arc<Settings>,
-    pub registry: Arc<RegistryHandle>,
-    pub engine: Arc<Engine>,
-    pub log_store: LogStore,
-    pub definitions: DefinitionsSync,
-    /// The Odoo log sink's shipper, when logs go to Odoo.
-    pub shipper: Option<Arc<ShipperStatus>>,
-    redacted_headers: HashSet<String>,
-    /// Proxies in front of towerhook itself.
-    trusted_proxies: IpList,
-    geoip: Option<GeoIp>,
-}
-
-impl Services {
-    pub fn new(
-        settings: Arc<Settings>,
-        registry: Arc<RegistryHandle>,
-        engine: Arc<Engine>,
-        log_store: LogStore,
-        definitions: DefinitionsSync,
-        shipper: Option<Arc<ShipperStatus>>,
-        geoip: Option<GeoIp>,
-    ) -> Self {
-        let redacted_headers = settings
-            .redact_headers
-            .iter()
-            .map(|name| name.to_ascii_lowercase())
-            .collect();
-        let trusted_proxies = IpList::parse(&settings.trusted_proxies.join(","));
-        Self {
-            trusted_proxies,
-            geoip,
-            settings,
-            registry,
-            engine,
-            log_store,
-            definitions,
-            shipper,
-            redacted_headers,
-        }
-    }
-}
 
 /// Why a call was answered before its body could be used.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,6 +102,10 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
     };
     match services.engine.run_call(job).await {
         Ok(verdict) => {
+            services
+                .metrics
+                .snippet_seconds
+                .observe(verdict.duration.as_secs_f64());
             let body = message_body(&verdict.message_json);
             match verdict.outcome {
                 Outcome::Ok => {
@@ -208,6 +164,45 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
 
 const RETRY_AFTER_SECS: u32 = 1;
 
+/// Counts the call in the metrics and writes its access-log line.
+pub fn observe(services: &Services, record: &LogRecord, took: std::time::Duration) {
+    let metrics = &services.metrics;
+    let endpoint = if record.webhook_reference.is_some() {
+        record.endpoint.as_str()
+    } else {
+        crate::metrics::UNMATCHED
+    };
+    metrics
+        .calls
+        .with_label_values(&[endpoint, &record.http_status.to_string()])
+        .inc();
+    metrics
+        .authentication
+        .with_label_values(&[record.authentication_status.as_str()])
+        .inc();
+    metrics
+        .code
+        .with_label_values(&[record.code_status.as_str()])
+        .inc();
+    let millis = took.as_secs_f64() * 1000.0;
+    log::info!(
+        target: "towerhook::access",
+        request_id = record.request_id.as_str(),
+        method = record.request_method.as_str(),
+        endpoint = record.endpoint.as_str(),
+        status = record.http_status,
+        authentication = record.authentication_status.as_str(),
+        code = record.code_status.as_str(),
+        client = record.ip_address.as_deref().unwrap_or(""),
+        duration_ms = (millis * 10.0).round() / 10.0;
+        "{} {} {} {:.1} ms",
+        record.request_method.as_str().to_ascii_uppercase(),
+        record.endpoint,
+        record.http_status,
+        millis
+    );
+}
+
 /// A call answered without running any code because its body was not usable.
 pub fn reject(services: &Services, call: IncomingCall, rejection: &BodyRejection) -> CallOutcome {
     let registry = services.registry.current();
@@ -235,12 +230,6 @@ pub fn reject(services: &Services, call: IncomingCall, rejection: &BodyRejection
 
 /// A record with what is known before any code runs: statuses start at failed/skipped,
 /// the module's values for every early exit.
-impl Services {
-    fn country(&self, client: Option<std::net::IpAddr>) -> Option<String> {
-        self.geoip.as_ref()?.country(client?)
-    }
-}
-
 fn new_record(
     services: &Services,
     registry: &Registry,

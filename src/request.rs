@@ -7,10 +7,11 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 /// The two methods the module's route accepts (the log's `request_method` selection).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HttpMethod {
     Get,
+    #[default]
     Post,
 }
 

@@ -1,42 +1,18 @@
-//! Builds the service from its settings and runs it.
+//! Runs the service: binds the listener, serves until SIGTERM or SIGINT, then drains.
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 
-use crate::configuration::{Settings, SinkKind};
-use crate::definitions_sync;
-use crate::geoip::GeoIp;
-use crate::log_store::{LogStore, StoreError};
-use crate::odoo::OdooLink;
-use crate::outbox::{self, ShipperSettings};
-use crate::pipeline::Services;
-use crate::python::{Engine, EngineSettings, InterpreterSettings};
-use crate::registry::{Registry, RegistryHandle};
+use crate::configuration::Settings;
+use crate::registry::Registry;
 use crate::routes;
+pub use crate::services::{Services, StartupError, engine_settings};
 use crate::source::{LoadError, Problem, yaml};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Definitions(#[from] LoadError),
-    #[error(transparent)]
-    LogStore(#[from] StoreError),
-    #[error("{0}")]
-    Python(String),
-    #[error("{0}")]
-    Outbox(String),
-    #[error("{0}")]
-    GeoIp(String),
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        address: String,
-        source: std::io::Error,
-    },
-}
 
 pub struct Application {
     port: u16,
@@ -46,64 +22,14 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let settings = Arc::new(settings);
-        let log_store = LogStore::open(&settings.log_store_path(), &settings.store_options())?;
-        let odoo = settings
-            .odoo_client()
-            .map(|client| Arc::new(OdooLink::new(client)));
-        let registry = Arc::new(RegistryHandle::new());
-        let definitions = definitions_sync::start(
-            &settings,
-            Arc::clone(&registry),
-            odoo.clone(),
-            log_store.clone(),
-        )
-        .await?;
-        let engine =
-            Arc::new(Engine::start(engine_settings(&settings)).map_err(StartupError::Python)?);
-        log::info!(
-            "python {} ready: {} snippet thread(s), queue {}",
-            engine.python_version(),
-            settings.python_threads,
-            settings.python_queue
-        );
-        let shipper = match (settings.log_sink, &odoo) {
-            (SinkKind::Odoo, Some(link)) => Some(
-                outbox::start(
-                    ShipperSettings::from(&settings),
-                    Arc::clone(link),
-                    Arc::clone(log_store.outbox()),
-                )
-                .map_err(StartupError::Outbox)?,
-            ),
-            _ => None,
+        let services = web::Data::new(Services::build(settings).await?);
+        let settings = Arc::clone(&services.settings);
+        let bind_error = |source| StartupError::Bind {
+            address: settings.listen.clone(),
+            source,
         };
-        let geoip = match &settings.geoip_database {
-            Some(path) => Some(GeoIp::open(path).map_err(StartupError::GeoIp)?),
-            None => None,
-        };
-        let services = web::Data::new(Services::new(
-            Arc::clone(&settings),
-            registry,
-            engine,
-            log_store,
-            definitions,
-            shipper,
-            geoip,
-        ));
-
-        let listener =
-            TcpListener::bind(&settings.listen).map_err(|source| StartupError::Bind {
-                address: settings.listen.clone(),
-                source,
-            })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                address: settings.listen.clone(),
-                source,
-            })?
-            .port();
+        let listener = TcpListener::bind(&settings.listen).map_err(bind_error)?;
+        let port = listener.local_addr().map_err(bind_error)?.port();
         let app_services = services.clone();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -111,17 +37,13 @@ impl Application {
                 .configure(routes::configure)
         })
         .client_request_timeout(Duration::from_secs(10))
-        .shutdown_timeout(30);
+        // towerhook handles the signals itself, to drain calls before actix stops.
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_grace_secs.ceil() as u64);
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
-        let server = server
-            .listen(listener)
-            .map_err(|source| StartupError::Bind {
-                address: settings.listen.clone(),
-                source,
-            })?
-            .run();
+        let server = server.listen(listener).map_err(bind_error)?.run();
         log::info!(
             "towerhook listening on port {port}, {} webhook(s) loaded",
             services.registry.current().webhooks().len()
@@ -141,24 +63,75 @@ impl Application {
         &self.services
     }
 
+    /// A handle that stops the server as SIGTERM does.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            handle: self.server.handle(),
+            services: self.services.clone(),
+        }
+    }
+
+    /// Serves until SIGTERM/SIGINT (or a [`Stopper`]), then stops gracefully.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let stopper = self.stopper();
+        // The server future processes the handle's commands: it keeps running on its own.
+        let mut server = tokio::spawn(self.server);
+        let result = tokio::select! {
+            result = &mut server => result,
+            signal = shutdown_signal() => {
+                log::info!("{signal}: shutting down");
+                stopper.drain().await;
+                server.await
+            }
+        };
+        stopper.services.shutdown().await;
+        log::info!("stopped");
+        result.map_err(std::io::Error::other)?
     }
 }
 
-pub fn engine_settings(settings: &Settings) -> EngineSettings {
-    let timeout = Duration::from_secs_f64(settings.snippet_timeout_secs);
-    EngineSettings {
-        threads: settings.python_threads,
-        queue: settings.python_queue,
-        timeout,
-        stuck_after: timeout.max(Duration::from_secs(10)),
-        interpreter: InterpreterSettings {
-            packages_dir: settings.python_packages_dir.clone(),
-            max_message_chars: settings.max_message_chars,
-            recursion_limit: settings.python_recursion_limit,
-            timeout_secs: settings.snippet_timeout_secs,
-        },
+/// Stops accepting connections, lets the calls in flight finish (and log), within the grace
+/// period, then stops the server.
+#[derive(Clone)]
+pub struct Stopper {
+    handle: ServerHandle,
+    services: web::Data<Services>,
+}
+
+impl Stopper {
+    pub async fn drain(&self) {
+        let grace = Duration::from_secs_f64(self.services.settings.shutdown_grace_secs);
+        self.services.draining.store(true, Ordering::Release);
+        self.handle.pause().await;
+        let in_flight = self.services.in_flight.count();
+        if in_flight > 0 {
+            log::info!("waiting for {in_flight} call(s) in flight (grace {grace:?})");
+        }
+        if tokio::time::timeout(grace, self.services.in_flight.idle())
+            .await
+            .is_err()
+        {
+            log::warn!(
+                "grace period over with {} call(s) still running",
+                self.services.in_flight.count()
+            );
+        }
+        self.handle.stop(true).await;
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("cannot listen for SIGTERM/SIGINT; stop towerhook with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
     }
 }
 

@@ -64,12 +64,18 @@ impl ServerVersion {
     }
 }
 
+/// Told about every RPC call (metrics).
+pub trait RpcObserver: Send + Sync {
+    fn observe(&self, call: &Call, took: Duration, error: Option<&OdooError>);
+}
+
 pub struct OdooClient {
     transport: Arc<dyn Transport>,
     url: String,
     version: ServerVersion,
     session: Session,
     retry: ExponentialBuilder,
+    observer: Option<Arc<dyn RpcObserver>>,
 }
 
 impl OdooClient {
@@ -93,9 +99,16 @@ impl OdooClient {
                 secret: String::new(),
             },
             retry,
+            observer: None,
         };
         client.session = client.login(&settings.login, &settings.secret).await?;
         Ok(client)
+    }
+
+    /// Reports every later call to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn RpcObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Logs another user in (run-as users); never retried on refusal, as failed logins are
@@ -134,6 +147,19 @@ impl OdooClient {
     }
 
     pub async fn execute_as(&self, session: &Session, call: &Call) -> Result<Value, OdooError> {
+        let started = std::time::Instant::now();
+        let result = self.execute_with_retries(session, call).await;
+        if let Some(observer) = &self.observer {
+            observer.observe(call, started.elapsed(), result.as_ref().err());
+        }
+        result
+    }
+
+    async fn execute_with_retries(
+        &self,
+        session: &Session,
+        call: &Call,
+    ) -> Result<Value, OdooError> {
         (|| self.transport.execute(session, call))
             .retry(self.retry)
             .when(OdooError::is_retryable)

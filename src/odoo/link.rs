@@ -4,19 +4,21 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use super::client::{ClientSettings, OdooClient};
+use super::client::{ClientSettings, OdooClient, RpcObserver};
 use super::error::{ErrorKind, OdooError};
 
 pub struct OdooLink {
     settings: ClientSettings,
     client: Mutex<Option<Arc<OdooClient>>>,
+    observer: Option<Arc<dyn RpcObserver>>,
 }
 
 impl OdooLink {
-    pub fn new(settings: ClientSettings) -> Self {
+    pub fn new(settings: ClientSettings, observer: Option<Arc<dyn RpcObserver>>) -> Self {
         Self {
             settings,
             client: Mutex::new(None),
+            observer,
         }
     }
 
@@ -36,7 +38,11 @@ impl OdooLink {
         if let Some(client) = slot.as_ref() {
             return Ok(Arc::clone(client));
         }
-        let client = Arc::new(OdooClient::connect(&self.settings).await?);
+        let mut client = OdooClient::connect(&self.settings).await?;
+        if let Some(observer) = &self.observer {
+            client = client.with_observer(Arc::clone(observer));
+        }
+        let client = Arc::new(client);
         log::info!(
             "connected to Odoo {} at {} ({}), database {:?} as {:?} (uid {})",
             client.version().text,

@@ -8,7 +8,7 @@ mod link;
 mod transport;
 mod xmlrpc;
 
-pub use client::{ClientSettings, OdooClient, ServerVersion};
+pub use client::{ClientSettings, OdooClient, RpcObserver, ServerVersion};
 pub use error::{ErrorKind, OdooError, ServerError};
 pub use link::OdooLink;
 pub use transport::{Call, Credentials, Protocol, Session, Transport, install_tls_provider};

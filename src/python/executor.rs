@@ -69,6 +69,8 @@ pub struct SnippetVerdict {
     pub message_json: String,
     /// `str(message)`, for the log.
     pub message_text: String,
+    /// How long the snippets ran (not counting the wait for a thread).
+    pub duration: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -257,6 +259,7 @@ fn run(
     call: &CallJob,
 ) -> Result<SnippetVerdict, EngineError> {
     let sandbox = shared.sandbox;
+    let started = Instant::now();
     let attempt = || -> PyResult<(String, u16, String, String)> {
         let authenticator = call.webhook.authenticator.code.prepared(py, sandbox)?;
         let webhook = call.webhook.code.prepared(py, sandbox)?;
@@ -295,6 +298,7 @@ fn run(
                 http_status,
                 message_json,
                 message_text,
+                duration: started.elapsed(),
             })
         }
         Err(error)
@@ -312,6 +316,7 @@ fn run(
                 http_status: 500,
                 message_json: serde_json::to_string(&text).unwrap_or_default(),
                 message_text: text,
+                duration: started.elapsed(),
             })
         }
         Err(error) => Err(EngineError::Sandbox(describe(py, &error))),

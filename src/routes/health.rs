@@ -18,6 +18,9 @@ pub async fn ready(services: web::Data<Services>) -> HttpResponse {
             None => "definitions not loaded yet".to_string(),
         });
     }
+    if services.draining.load(std::sync::atomic::Ordering::Acquire) {
+        problems.push("shutting down".to_string());
+    }
     problems.extend(services.log_store.health_problem());
     problems.extend(services.engine.health_problem());
     // Stale definitions are still served: the instance stays in rotation, and says so.

@@ -2,6 +2,7 @@
 
 mod admin;
 mod health;
+mod metrics;
 mod webhook;
 
 use actix_web::{HttpResponse, web};
@@ -19,6 +20,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         )
         .route("/healthz", web::get().to(health::alive))
         .route("/readyz", web::get().to(health::ready))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/admin/reload", web::post().to(admin::reload))
         .default_service(web::to(not_found));
 }

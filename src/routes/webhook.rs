@@ -1,6 +1,6 @@
 //! `GET|POST /cetmix_tower_webhooks/{endpoint}`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
@@ -63,17 +63,20 @@ pub async fn call(
     // The call runs to completion and is logged even if the caller hangs up meanwhile:
     // its code may already have acted.
     let task = actix_web::rt::spawn(async move {
+        let _in_flight = services.in_flight.enter();
+        let started = Instant::now();
         let limit = services.settings.max_body_bytes;
         let timeout = Duration::from_secs(services.settings.body_timeout_secs);
-        let outcome = match read_body(body, declared_length, limit, timeout).await {
+        let mut outcome = match read_body(body, declared_length, limit, timeout).await {
             Ok(bytes) => pipeline::handle(&services, call, bytes).await,
             Err(rejection) => pipeline::reject(&services, call, &rejection),
         };
-        if let Err(error) = services.log_store.append(outcome.record.clone()).await {
+        let record = std::mem::take(&mut outcome.record);
+        pipeline::observe(&services, &record, started.elapsed());
+        let (endpoint, status) = (record.endpoint.clone(), outcome.status);
+        if let Err(error) = services.log_store.append(record).await {
             log::error!(
-                "call to {} answered {} but its log record was not stored: {error}",
-                outcome.record.endpoint,
-                outcome.status
+                "call to {endpoint} answered {status} but its log record was not stored: {error}"
             );
         }
         outcome

@@ -1,0 +1,198 @@
+//! The assembled service: every component a call needs, built from the settings, and the
+//! order in which they stop.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
+
+use crate::configuration::{Settings, SinkKind};
+use crate::definitions_sync::{self, DefinitionsSync};
+use crate::geoip::GeoIp;
+use crate::ip_rules::IpList;
+use crate::log_store::{LogStore, StoreError};
+use crate::metrics::Metrics;
+use crate::odoo::{OdooLink, RpcObserver};
+use crate::outbox::{self, ShipperSettings, ShipperStatus};
+use crate::python::{Engine, EngineSettings, InterpreterSettings};
+use crate::registry::RegistryHandle;
+use crate::source::LoadError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Definitions(#[from] LoadError),
+    #[error(transparent)]
+    LogStore(#[from] StoreError),
+    #[error("{0}")]
+    Python(String),
+    #[error("{0}")]
+    Outbox(String),
+    #[error("{0}")]
+    GeoIp(String),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// Everything a call needs, shared by all calls.
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub registry: Arc<RegistryHandle>,
+    pub engine: Arc<Engine>,
+    pub log_store: LogStore,
+    pub definitions: DefinitionsSync,
+    /// The Odoo log sink's shipper, when logs go to Odoo.
+    pub shipper: Option<Arc<ShipperStatus>>,
+    pub odoo: Option<Arc<OdooLink>>,
+    pub metrics: Arc<Metrics>,
+    pub in_flight: InFlight,
+    /// Shutting down: readiness says so, so that balancers stop sending calls.
+    pub draining: AtomicBool,
+    pub(crate) redacted_headers: HashSet<String>,
+    /// Proxies in front of towerhook itself.
+    pub(crate) trusted_proxies: IpList,
+    geoip: Option<GeoIp>,
+}
+
+impl Services {
+    /// Opens the store, loads the definitions, starts the interpreter and the shipper.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let settings = Arc::new(settings);
+        let metrics = Arc::new(Metrics::new());
+        let log_store = LogStore::open(&settings.log_store_path(), &settings.store_options())?;
+        let observer: Arc<dyn RpcObserver> = metrics.clone();
+        let odoo = settings
+            .odoo_client()
+            .map(|client| Arc::new(OdooLink::new(client, Some(Arc::clone(&observer)))));
+        let registry = Arc::new(RegistryHandle::new());
+        let definitions = definitions_sync::start(
+            &settings,
+            Arc::clone(&registry),
+            odoo.clone(),
+            log_store.clone(),
+            Arc::clone(&metrics),
+        )
+        .await?;
+        let engine =
+            Arc::new(Engine::start(engine_settings(&settings)).map_err(StartupError::Python)?);
+        log::info!(
+            "python {} ready: {} snippet thread(s), queue {}",
+            engine.python_version(),
+            settings.python_threads,
+            settings.python_queue
+        );
+        let shipper = match (settings.log_sink, &odoo) {
+            (SinkKind::Odoo, Some(link)) => Some(
+                outbox::start(
+                    ShipperSettings::from(&settings),
+                    Arc::clone(link),
+                    Arc::clone(log_store.outbox()),
+                )
+                .map_err(StartupError::Outbox)?,
+            ),
+            _ => None,
+        };
+        let geoip = match &settings.geoip_database {
+            Some(path) => Some(GeoIp::open(path).map_err(StartupError::GeoIp)?),
+            None => None,
+        };
+        let redacted_headers = settings
+            .redact_headers
+            .iter()
+            .map(|name| name.to_ascii_lowercase())
+            .collect();
+        let trusted_proxies = IpList::parse(&settings.trusted_proxies.join(","));
+        Ok(Self {
+            settings,
+            registry,
+            engine,
+            log_store,
+            definitions,
+            shipper,
+            odoo,
+            metrics,
+            in_flight: InFlight::default(),
+            draining: AtomicBool::new(false),
+            redacted_headers,
+            trusted_proxies,
+            geoip,
+        })
+    }
+
+    /// The caller's country, when a GeoIP database is configured.
+    pub(crate) fn country(&self, client: Option<IpAddr>) -> Option<String> {
+        self.geoip.as_ref()?.country(client?)
+    }
+
+    /// After the last call: stops shipping (what is left waits in the outbox) and commits
+    /// every record handed to the store.
+    pub async fn shutdown(&self) {
+        if let Some(shipper) = &self.shipper {
+            shipper.stop();
+        }
+        if let Err(error) = self.log_store.close().await {
+            log::error!("log store did not close cleanly: {error}");
+        }
+    }
+}
+
+/// Calls being processed, so that shutdown can wait for them (a call whose caller hung up
+/// still runs to its end and its log record).
+#[derive(Debug, Default)]
+pub struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    pub fn enter(&self) -> InFlightGuard<'_> {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard(self)
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Returns once no call is in flight.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+pub struct InFlightGuard<'a>(&'a InFlight);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+pub fn engine_settings(settings: &Settings) -> EngineSettings {
+    let timeout = std::time::Duration::from_secs_f64(settings.snippet_timeout_secs);
+    EngineSettings {
+        threads: settings.python_threads,
+        queue: settings.python_queue,
+        timeout,
+        stuck_after: timeout.max(std::time::Duration::from_secs(10)),
+        interpreter: InterpreterSettings {
+            packages_dir: settings.python_packages_dir.clone(),
+            max_message_chars: settings.max_message_chars,
+            recursion_limit: settings.python_recursion_limit,
+            timeout_secs: settings.snippet_timeout_secs,
+        },
+    }
+}
