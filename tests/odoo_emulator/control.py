@@ -8,6 +8,7 @@ import json
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
+import addon_sidecar
 import orm
 import seed
 from fields import parse_datetime
@@ -154,6 +155,8 @@ class ControlHandler(BaseHTTPRequestHandler):
             return self._call(body)
         if head == "secrets" and verb == "GET":
             return self._secrets()
+        if head == "addons" and not parts[1:]:
+            return self._addons(verb, body)
         raise ControlError(404, f"no route {verb} /{'/'.join(parts)}")
 
     def _records(self, verb, parts, query, body):
@@ -277,6 +280,22 @@ class ControlHandler(BaseHTTPRequestHandler):
             if isinstance(result, orm.BaseModel):
                 result = {"model": result._name, "ids": result.ids}
         return 200, {"result": result}
+
+    def _addons(self, verb, body):
+        """Companion addons: GET lists them; POST {"name": true|false|{"installed",
+        "members"}} installs/removes them (and adds group members)."""
+        db = self.emulator.db
+        if verb == "POST":
+            try:
+                spec = addon_sidecar.addons_spec(body)
+                for name, wanted in spec.items():
+                    addon_sidecar.set_installed(db, name, wanted["installed"],
+                                                wanted["members"])
+            except ValueError as exc:
+                raise ControlError(400, str(exc)) from None
+        elif verb != "GET":
+            raise ControlError(404, "use GET or POST /addons")
+        return 200, {"addons": addon_sidecar.describe(db)}
 
     def _secrets(self):
         """Clear secret values (key reference, server, partner, value), for assertions."""

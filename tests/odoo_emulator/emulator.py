@@ -162,7 +162,7 @@ class Emulator:
             "version": self.version, "db": self.db.name, "host": self.host,
             "rpc_port": self.rpc_port, "control_port": self.control_port,
             "rpc_up": self.rpc_is_up, "clock": self.db.clock.describe(),
-            "faults": self.faults.list(),
+            "faults": self.faults.list(), "addons": sorted(self.db.addons),
         }
 
 

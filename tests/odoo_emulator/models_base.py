@@ -280,6 +280,26 @@ class IrModelData(BaseModel):
         return [model_name, res_id]
 
 
+class ModuleModule(BaseModel):
+    """ir.module.module: what is installed. Internal users may read it (base ACL
+    access_ir_module_module_group_user), so a client can tell whether an addon is there."""
+
+    _name = "ir.module.module"
+    _description = "Module"
+    _order = "name"
+    _rec_name = "shortdesc"
+    _sql_constraints = [("name_uniq", ("name",), "The name of the module must be unique!")]
+
+    name = F.Char(string="Technical Name", required=True)
+    shortdesc = F.Char(string="Module Name")
+    state = F.Selection([("uninstallable", "Not Installable"), ("uninstalled", "Not Installed"),
+                         ("installed", "Installed"), ("to upgrade", "To be upgraded"),
+                         ("to remove", "To be removed"), ("to install", "To be installed")],
+                        string="Status", default="uninstalled")
+    latest_version = F.Char(string="Installed Version")
+    application = F.Boolean(string="Application", default=False)
+
+
 class ConfigParameter(BaseModel):
     _name = "ir.config_parameter"
     _description = "System Parameter"
@@ -315,5 +335,5 @@ class ConfigParameter(BaseModel):
 
 
 MODELS = [ModuleCategory, Country, Partner, Groups, Users, IrModel, IrModelAccess,
-          IrModelData, ConfigParameter]
+          IrModelData, ModuleModule, ConfigParameter]
 

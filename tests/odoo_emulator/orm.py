@@ -127,6 +127,10 @@ class Transaction:
     def __init__(self):
         self.now = None   # taken from the clock on first use (cr.now() is lazy too)
         self.undo = []
+        # cr.postcommit: callables run once the transaction committed (not on rollback);
+        # `data` lets them aggregate, as odoo.tools.Callbacks.data
+        self.postcommit = []
+        self.data = {}
 
 
 class Database:
@@ -137,7 +141,9 @@ class Database:
         self.major = int(str(version).split(".")[0])
         self.lock = threading.RLock()
         self.clock = Clock()
-        self.registry = build_registry(self.major)
+        self.addons = set()          # companion addons installed (see addon_sidecar.py)
+        self.notifications = []      # change notifications the sidecar addon sent
+        self.registry = build_registry(self.major, self.addons)
         self.tables = {name: {} for name in self.registry}
         self.rels = defaultdict(set)
         self.sequences = defaultdict(int)
@@ -145,6 +151,12 @@ class Database:
         self.api_keys = {}           # key -> uid
         self.tx = None
         self.request = None          # information about the RPC request being served
+
+    def rebuild_registry(self):
+        """New model classes after an addon was installed or removed (Odoo reloads its
+        registry then). Rows are kept; fields an addon removed must be cleared first."""
+        from registry import build_registry
+        self.registry = build_registry(self.major, self.addons)
 
     # transactions ----------------------------------------------------------------------
 
@@ -154,16 +166,18 @@ class Database:
             if self.tx is not None:          # nested: join the running transaction
                 yield self.tx
                 return
-            self.tx = Transaction()
+            tx = self.tx = Transaction()
             self.request = request
             try:
-                yield self.tx
+                yield tx
             except BaseException:
                 self._rollback()
                 raise
             finally:
                 self.tx = None
                 self.request = None
+        for callback in tx.postcommit:   # committed: run the post-commit hooks
+            callback()
 
     def _rollback(self):
         for entry in reversed(self.tx.undo):

@@ -3,6 +3,11 @@
 Each database gets its own subclasses with their own `_fields` (fresh Field objects),
 because field names differ between versions (res.users.groups_id became group_ids in
 19.0) and several databases may live in one process (tests).
+
+Installed companion addons (`Database.addons`, see addon_sidecar.py) extend models the
+way Odoo's `_inherit` does: their classes come first in the model class's bases, so their
+fields are added and their methods exist; without the addon the methods do not exist
+(RPC answers `builtins.AttributeError`, as for any unknown method).
 """
 import copy
 
@@ -22,11 +27,35 @@ def _declared_fields(cls):
     return found
 
 
-def build_registry(major):
+def addon_extensions(addons):
+    """{model name: [extension classes]} of the installed addons."""
+    extensions = {}
+    if not addons:
+        return extensions
+    import addon_sidecar  # late import: it imports orm, which imports this module
+    for addon in sorted(addons):
+        for ext in addon_sidecar.ADDONS[addon]["extensions"]:
+            extensions.setdefault(ext._extends, []).append(ext)
+    return extensions
+
+
+def _merged_sql_constraints(cls, exts):
+    """_sql_constraints of a model and its extensions, merged by name (as Odoo does)."""
+    merged = {constraint[0]: constraint for constraint in cls._sql_constraints}
+    for ext in exts:
+        for constraint in vars(ext).get("_sql_constraints", ()):
+            merged[constraint[0]] = constraint
+    return list(merged.values())
+
+
+def build_registry(major, addons=()):
     registry = {}
+    extensions = addon_extensions(addons)
     for cls in ALL_MODELS:
+        exts = extensions.get(cls._name, [])
+        base = type(cls.__name__, tuple(exts) + (cls,), {}) if exts else cls
         fields = {"id": F.Integer(string="ID", readonly=True)}
-        fields.update(_declared_fields(cls))
+        fields.update(_declared_fields(base))
         version_hook = getattr(cls, "_version_fields", None)
         if version_hook:
             fields.update(version_hook(major))
@@ -41,8 +70,9 @@ def build_registry(major):
             fields["write_date"] = F.Datetime(string="Last Updated on", readonly=True)
         for name, field in fields.items():
             field.setup(cls._name, name)
-        sub = type(cls.__name__, (cls,), {"_fields": fields})
+        attrs = {"_fields": fields}
+        if exts:
+            attrs["_sql_constraints"] = _merged_sql_constraints(cls, exts)
+        sub = type(cls.__name__, (base,), attrs)
         registry[cls._name] = sub
     return registry
-
-

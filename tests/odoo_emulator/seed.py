@@ -8,6 +8,7 @@ Seeded users (ids fixed so tests can rely on them):
   5 demo        password "demo", API key DEMO_API_KEY; Internal User only
 """
 
+import addon_sidecar
 import orm
 
 ADMIN_API_KEY = "96c63236899f8fe29ca4fd5ffd531da18ec448c7"
@@ -90,6 +91,10 @@ ACCESS = [
      1, 1, 1, 1),
     ("base.access_ir_config_parameter_system", "ir.config_parameter", "base.group_system",
      1, 1, 1, 1),
+    ("base.access_ir_module_module_group_user", "ir.module.module", "base.group_user",
+     1, 0, 0, 0),
+    ("base.access_ir_module_module_group_system", "ir.module.module", "base.group_system",
+     1, 1, 1, 1),
     # cetmix_tower_webhook/security/ir.model.access.csv: logs are read-only even for Root
     ("cetmix_tower_webhook.access_cx_tower_webhook", "cx.tower.webhook",
      "cetmix_tower_base.group_root", 1, 1, 1, 1),
@@ -128,6 +133,18 @@ ACCESS = [
      "cetmix_tower_base.group_user", 1, 0, 0, 0),
     ("cetmix_tower_server.access_cx_tower_plan_log_root", "cx.tower.plan.log",
      "cetmix_tower_base.group_root", 1, 1, 1, 1),
+]
+
+# ir.module.module rows: (name, title, first major it exists in, version suffix).
+# The companion addon is in the addons path but not installed until a test installs it
+# (control API POST /addons, fixture key "addons"; see addon_sidecar.py).
+MODULES = [
+    ("base", "Base", 16, "1.3"),
+    ("base_setup", "Initial Setup Tools", 16, "1.0"),
+    ("cetmix_tower_base", "Cetmix Tower Base", 18, "1.0.0"),
+    ("cetmix_tower_server", "Cetmix Tower Server", 16, "2.1.4"),
+    ("cetmix_tower_yaml", "Cetmix Tower YAML", 16, "1.1.0"),
+    ("cetmix_tower_webhook", "Cetmix Tower Webhook", 16, "1.0.1"),
 ]
 
 CONFIG_PARAMETERS = {
@@ -197,6 +214,17 @@ def seed(db):
             add_xmlid(env, xmlid, "ir.model.access", rid)
         for key, value in CONFIG_PARAMETERS.items():
             env["ir.config_parameter"]._create([{"key": key, "value": value}])
+        serie = f"{db.major}.0"
+        for name, title, since, version in MODULES:
+            if db.major >= since:
+                mid = env["ir.module.module"]._create([{
+                    "name": name, "shortdesc": title, "state": "installed",
+                    "latest_version": f"{serie}.{version}"}])[0]
+                add_xmlid(env, f"base.module_{name}", "ir.module.module", mid)
+        for name, addon in addon_sidecar.ADDONS.items():
+            mid = env["ir.module.module"]._create([{
+                "name": name, "shortdesc": addon["title"], "state": "uninstalled"}])[0]
+            add_xmlid(env, f"base.module_{name}", "ir.module.module", mid)
 
 
 # ---------------------------------------------------------------------------------------
@@ -216,10 +244,16 @@ def resolve(env, value):
 
 
 def load_fixture(db, fixture):
-    """Load a fixture (see README) as the superuser, in one transaction.
+    """Load a fixture (see README) as the superuser, in one transaction (addons are
+    installed first, each in its own).
 
     Returns {"ids": [[model, id], ...], "xmlids": {xmlid: id}}.
     """
+    # addons first (each in its own transaction), so that users and records of the
+    # fixture may use their groups and fields
+    addons = addon_sidecar.addons_spec(fixture.get("addons"))
+    for name, spec in addons.items():
+        addon_sidecar.set_installed(db, name, spec["installed"])
     env = db.env(context={orm.KEEP_MAGIC: True})
     created, xmlids = [], {}
     with db.transaction():
@@ -230,6 +264,8 @@ def load_fixture(db, fixture):
             created.append(["res.users", uid])
             if user.get("xmlid"):
                 xmlids[user["xmlid"]] = uid
+        for name, spec in addons.items():
+            addon_sidecar.add_members(db, name, spec["members"])
         for record in fixture.get("records") or []:
             model_name = record["model"]
             values = {k: resolve(env, v) for k, v in (record.get("values") or {}).items()}
