@@ -11,10 +11,10 @@ cd "$root"
 echo "== python_sandbox unit tests"
 PYTHONPATH="$root/.python-packages:$root/python_sandbox" \
   "$python" -S -m unittest discover -s python_sandbox/tests -t python_sandbox
-if [ -d tests/odoo_emulator ]; then
-  echo "== Odoo emulator unit tests"
-  "$python" -S -m unittest discover -s tests/odoo_emulator -t tests/odoo_emulator
-fi
+echo "== Odoo emulator unit tests"
+"$python" -S -m unittest discover -s tests/odoo_emulator -t tests/odoo_emulator
+echo "== companion addon unit tests (the parts that do not need Odoo)"
+"$python" -S -m unittest discover -s odoo_addon/tests -t odoo_addon
 
 echo "== cargo fmt / clippy"
 cargo fmt --check

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::companion::{self, AddonState};
 use crate::configuration::{Settings, SourceKind};
 use crate::log_store::LogStore;
 use crate::odoo::{Call, ErrorKind, OdooClient, OdooError};
@@ -171,15 +172,38 @@ async fn check_odoo(settings: &Settings, report: &mut Report) -> Option<Registry
             Err(error) => report.problem(format!("reading {model} failed: {error}")),
         }
     }
-    match can_create(&client, LOG_MODEL).await {
-        Ok(true) => report.line(format!("  {LOG_MODEL}: create allowed")),
-        Ok(false) => report.problem(format!(
-            "the service user cannot create {LOG_MODEL} records (the module makes them \
-             read-only): run `towerhook odoo-setup` with administrator credentials, or grant \
-             create on that model to a group of {:?}",
-            client_settings.login
+    let addon = match companion::probe(&client).await {
+        Ok(state) => state,
+        Err(error) => {
+            report.problem(format!("asking for the companion addon failed: {error}"));
+            AddonState::NotInstalled
+        }
+    };
+    match addon {
+        AddonState::Ready => report.line(format!("  {}", addon.explain(&client_settings.login))),
+        AddonState::NotInGroup => report.problem(addon.explain(&client_settings.login)),
+        AddonState::NotInstalled => report.line(format!(
+            "  warning: {}",
+            addon.explain(&client_settings.login)
         )),
-        Err(error) => report.problem(format!("checking create on {LOG_MODEL} failed: {error}")),
+    }
+    let logs_to_odoo = settings.log_sink == crate::configuration::SinkKind::Odoo;
+    if addon == AddonState::Ready {
+        report.line(format!(
+            "  {LOG_MODEL}: created through the companion addon"
+        ));
+    } else if logs_to_odoo {
+        match can_create(&client, LOG_MODEL).await {
+            Ok(true) => report.line(format!("  {LOG_MODEL}: create allowed")),
+            Ok(false) => report.problem(format!(
+                "the service user cannot create {LOG_MODEL} records (the module makes them \
+                 read-only), so logs would wait in the outbox: install the companion addon, \
+                 or run `towerhook odoo-setup` with administrator credentials to grant create \
+                 to {:?}",
+                client_settings.login
+            )),
+            Err(error) => report.problem(format!("checking create on {LOG_MODEL} failed: {error}")),
+        }
     }
     let mut mirror = Mirror::default();
     match mirror.refresh(&client).await {
@@ -190,11 +214,11 @@ async fn check_odoo(settings: &Settings, report: &mut Report) -> Option<Registry
             for problem in problems {
                 report.problem(format!("{problem} (fix the record in Odoo)"));
             }
-            if registry.uses_secrets() {
-                report.problem(
-                    "snippets use secrets, but Odoo does not give secret values out over its \
-                     standard API: they will get None",
-                );
+            if registry.uses_secrets() && addon != AddonState::Ready {
+                report.problem(format!(
+                    "snippets use secrets, which they cannot get: {}",
+                    addon.explain(&client_settings.login)
+                ));
             }
             Some(registry)
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::companion::{self, AddonState};
 use crate::configuration::{Settings, SourceKind};
 use crate::log_store::LogStore;
 use crate::metrics::Metrics;
@@ -72,6 +73,7 @@ pub async fn start(
                 serving_snapshot: false,
                 log_store,
                 retention_read_from: None,
+                addon: None,
                 metrics,
             };
             if let Err(error) = source.sync().await {
@@ -129,6 +131,8 @@ struct OdooSource {
     log_store: LogStore,
     /// The client whose session last read the retention parameter.
     retention_read_from: Option<Arc<OdooClient>>,
+    /// Whether the companion addon serves the current client's user.
+    addon: Option<(Arc<OdooClient>, AddonState)>,
     metrics: Arc<Metrics>,
 }
 
@@ -177,22 +181,37 @@ impl OdooSource {
             self.read_retention(&client).await;
             self.retention_read_from = Some(Arc::clone(&client));
         }
-        let changed = match self.mirror.refresh(&client).await {
+        let mut changed = match self.mirror.refresh(&client).await {
             Ok(changed) => changed,
             Err(error) => {
                 self.link.report(&error).await;
                 return Err(error);
             }
         };
+        // Secret values change without touching the records that use them: asked every
+        // round (one call), kept in memory only.
+        let secrets = self.fetch_secrets(&client).await;
+        if *secrets != *self.secrets {
+            self.secrets = secrets;
+            changed = true;
+        }
         if changed || !self.registry.is_loaded() || self.serving_snapshot {
             let (registry, problems) = build_registry(self.mirror.snapshot(), &self.secrets);
             for problem in &problems {
                 log::warn!("definition not served: {problem}");
             }
-            if self.secrets.is_empty() && registry.uses_secrets() {
+            if self
+                .addon
+                .as_ref()
+                .is_some_and(|(_, state)| *state != AddonState::Ready)
+                && registry.uses_secrets()
+            {
                 log::warn!(
-                    "some snippets use secrets, whose values Odoo does not give out over its \
-                     standard API: they get None"
+                    "some snippets use secrets: {}",
+                    self.addon
+                        .as_ref()
+                        .map(|(_, s)| s.explain(&self.link.settings().login))
+                        .unwrap_or_default()
                 );
             }
             let count = registry.webhooks().len();
@@ -209,6 +228,39 @@ impl OdooSource {
             self.registry.set_stale(None);
         }
         Ok(self.registry.current().webhooks().len())
+    }
+
+    /// The secret values the definitions reference, through the companion addon; none
+    /// without it (snippets then get None, as the module gives for unknown secrets).
+    async fn fetch_secrets(&mut self, client: &Arc<OdooClient>) -> Arc<SecretValues> {
+        let state = match &self.addon {
+            Some((known, state)) if Arc::ptr_eq(known, client) => state.clone(),
+            _ => {
+                let state = match companion::probe(client).await {
+                    Ok(state) => state,
+                    Err(error) => {
+                        log::warn!("cannot tell whether the companion addon is installed: {error}");
+                        return Arc::clone(&self.secrets);
+                    }
+                };
+                log::info!("{}", state.explain(&self.link.settings().login));
+                self.addon = Some((Arc::clone(client), state.clone()));
+                state
+            }
+        };
+        if state != AddonState::Ready {
+            return Arc::default();
+        }
+        let snapshot = self.mirror.snapshot();
+        let webhooks: Vec<i64> = snapshot.webhooks.keys().copied().collect();
+        let authenticators: Vec<i64> = snapshot.authenticators.keys().copied().collect();
+        match companion::secret_values(client, &webhooks, &authenticators).await {
+            Ok(values) => Arc::new(values),
+            Err(error) => {
+                log::warn!("cannot read secret values from Odoo: {error}; keeping the last ones");
+                Arc::clone(&self.secrets)
+            }
+        }
     }
 
     /// "Keep Webhook Logs for (days)": readable by Settings users only; otherwise the

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod companion;
 pub mod configuration;
 pub mod definitions;
 pub mod definitions_sync;

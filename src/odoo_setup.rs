@@ -1,9 +1,12 @@
-//! `towerhook odoo-setup`: with administrator credentials, gives the service user the right
-//! to create `cx.tower.webhook.log` records, which the module makes read-only for everyone.
-//! Idempotent: what already exists is left as it is.
+//! `towerhook odoo-setup`: with administrator credentials, makes Odoo ready for towerhook's
+//! service user. With the companion addon installed: adds the user to the addon's group
+//! (secrets and log creation through the addon). Without it: grants create on
+//! `cx.tower.webhook.log`, which the module makes read-only for everyone, and says that
+//! secrets stay unavailable. Idempotent: what already exists is left as it is.
 
 use serde_json::{Value, json};
 
+use crate::companion::{self, AddonState};
 use crate::configuration::Settings;
 use crate::odoo::{Call, ClientSettings, OdooClient, OdooError};
 use crate::outbox::LOG_MODEL;
@@ -35,6 +38,54 @@ pub async fn run(
         .await
         .map_err(|e| failed("looking up the service user", e))?
         .ok_or_else(|| format!("no Odoo user with login {:?}", service.login))?;
+
+    let addon_state = first_record(
+        &admin,
+        "ir.module.module",
+        json!([["name", "=", companion::ADDON]]),
+        &["state"],
+    )
+    .await
+    .map_err(|e| failed("looking up the companion addon", e))?
+    .and_then(|module| module["state"].as_str().map(String::from));
+    if addon_state.as_deref() == Some("installed") {
+        let (module, name) = companion::GROUP_XMLID.split_once('.').unwrap_or_default();
+        let group = first_record(
+            &admin,
+            "ir.model.data",
+            json!([["module", "=", module], ["name", "=", name]]),
+            &["res_id"],
+        )
+        .await
+        .map_err(|e| failed("looking up the addon's group", e))?
+        .and_then(|data| data["res_id"].as_i64())
+        .ok_or("the companion addon is installed but its group is missing: upgrade it")?;
+        add_to_group(&admin, user, group)
+            .await
+            .map_err(|e| failed("adding the service user to the addon's group", e))?;
+        steps.push(format!(
+            "companion addon {} installed; user {:?} (id {user}) is in \"{}\"",
+            companion::ADDON,
+            service.login,
+            companion::GROUP_NAME
+        ));
+        let client = OdooClient::connect(&service)
+            .await
+            .map_err(|e| e.to_string())?;
+        match companion::probe(&client).await.map_err(|e| e.to_string())? {
+            AddonState::Ready => {
+                steps.push("secrets and log creation go through the addon".to_string());
+                return Ok(steps);
+            }
+            state => return Err(state.explain(&service.login)),
+        }
+    }
+    steps.push(format!(
+        "companion addon {} not installed ({}): secrets stay unavailable to snippets; \
+         granting create on {LOG_MODEL} instead",
+        companion::ADDON,
+        addon_state.as_deref().unwrap_or("not found")
+    ));
 
     let group = match first_id(&admin, "res.groups", json!([["name", "=", GROUP_NAME]]))
         .await
@@ -96,20 +147,7 @@ pub async fn run(
         }
     }
 
-    // The user's group field is `groups_id` up to Odoo 18 and `group_ids` from 19.
-    let fields = admin
-        .execute(&Call::model("res.users", "fields_get").kwarg("attributes", json!(["type"])))
-        .await
-        .map_err(|e| failed("reading res.users fields", e))?;
-    let groups_field = if fields.get("group_ids").is_some() {
-        "group_ids"
-    } else {
-        "groups_id"
-    };
-    admin
-        .execute(
-            &Call::on("res.users", "write", vec![user]).arg(json!({groups_field: [[4, group]]})),
-        )
+    add_to_group(&admin, user, group)
         .await
         .map_err(|e| failed("adding the service user to the group", e))?;
     steps.push(format!(
@@ -140,6 +178,42 @@ pub async fn run(
         service.login
     ));
     Ok(steps)
+}
+
+/// Adds the user to the group; the field is `groups_id` up to Odoo 18, `group_ids` from 19.
+async fn add_to_group(admin: &OdooClient, user: i64, group: i64) -> Result<(), OdooError> {
+    let fields = admin
+        .execute(&Call::model("res.users", "fields_get").kwarg("attributes", json!(["type"])))
+        .await?;
+    let groups_field = if fields.get("group_ids").is_some() {
+        "group_ids"
+    } else {
+        "groups_id"
+    };
+    admin
+        .execute(
+            &Call::on("res.users", "write", vec![user]).arg(json!({groups_field: [[4, group]]})),
+        )
+        .await
+        .map(drop)
+}
+
+async fn first_record(
+    client: &OdooClient,
+    model: &str,
+    domain: Value,
+    fields: &[&str],
+) -> Result<Option<Value>, OdooError> {
+    let rows = client
+        .execute(
+            &Call::model(model, "search_read")
+                .arg(domain)
+                .arg(json!(fields))
+                .kwarg("limit", json!(1))
+                .kwarg("context", json!({"active_test": false})),
+        )
+        .await?;
+    Ok(rows.get(0).cloned())
 }
 
 async fn first_id(

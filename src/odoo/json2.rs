@@ -70,6 +70,8 @@ fn parameter_names(method: &str) -> &'static [&'static str] {
         "get_param" => &["key", "default"],
         "name_search" => &["name", "domain", "operator", "limit"],
         "get_by_reference" => &["reference"],
+        "towerhook_secret_values" => &["webhook_ids", "authenticator_ids"],
+        "towerhook_create_logs" => &["vals_list"],
         _ => &[],
     }
 }
