@@ -274,6 +274,7 @@ fn check_against(odoo: &TestOdoo, secret: &str, data: &Path) -> (bool, String) {
         .env("TOWERHOOK_ODOO_LOGIN", &odoo.login)
         .env("TOWERHOOK_ODOO_API_KEY", secret)
         .env("TOWERHOOK_ODOO_RETRIES", "0")
+        .env("TOWERHOOK_LOG_SINK", "odoo")
         .env("TOWERHOOK_DATA_DIR", data)
         .output()
         .unwrap();
@@ -315,13 +316,15 @@ async fn check_reports_version_protocol_counts_and_missing_rights() {
         output.contains("1 webhook(s) (1 active), 1 authenticator(s)"),
         "{output}"
     );
-    // The stock rules make logs read-only: that right is missing, with the fix.
+    // Logs go to Odoo, whose stock rules make them read-only and which has no companion
+    // addon: that right is missing, with the fix.
     assert!(!ok);
     assert!(
         output.contains("cannot create cx.tower.webhook.log records")
             && output.contains("towerhook odoo-setup"),
         "{output}"
     );
+    assert!(output.contains("companion addon cetmix_tower_webhook_sidecar is not installed"));
 }
 
 #[tokio::test]
