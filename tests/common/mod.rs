@@ -205,6 +205,8 @@ pub struct BinaryServer {
     child: std::process::Child,
     pub port: u16,
     _data: Option<TempDir>,
+    /// What the process wrote to stderr so far (its log).
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl BinaryServer {
@@ -235,6 +237,7 @@ impl BinaryServer {
         let stderr = BufReader::new(child.stderr.take().unwrap());
         let mut seen = Vec::new();
         let mut port = None;
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut lines = stderr.lines();
         for line in lines.by_ref() {
             let line = line.unwrap();
@@ -242,16 +245,36 @@ impl BinaryServer {
                 port = rest.split(',').next().and_then(|p| p.trim().parse().ok());
                 break;
             }
-            seen.push(line);
+            seen.push(line.clone());
+            log.lock().unwrap().push(line);
         }
         let port = port.unwrap_or_else(|| panic!("towerhook did not start:\n{}", seen.join("\n")));
-        // Keep draining its log so the process never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        // Keep reading its log so the process never blocks on a full pipe.
+        let kept = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
         Self {
             child,
             port,
             _data: None,
+            log,
         }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     /// SIGKILL: no chance to flush anything.
