@@ -52,6 +52,16 @@ pub enum SyncMode {
     Normal,
 }
 
+/// What webhook code runs as when its "Run as User" has no credentials in `run_as_users`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunAsPolicy {
+    /// The call fails, naming the user and the setting to add.
+    Strict,
+    /// The code runs as the service user instead (logged).
+    Service,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -146,6 +156,14 @@ pub struct Settings {
 
     /// Bearer token of `POST /admin/reload`; without one the route does not exist.
     pub admin_token: Option<String>,
+
+    /// Credentials of the Odoo users webhook code runs as ("Run as User"): user id or
+    /// login → API key. The superuser (1) runs as the service user.
+    #[serde(deserialize_with = "map_or_pairs")]
+    pub run_as_users: BTreeMap<String, String>,
+    /// A "Run as User" without credentials: `strict` fails the call, `service` runs the
+    /// code as the service user.
+    pub run_as_policy: RunAsPolicy,
 }
 
 fn demo_dir() -> PathBuf {
@@ -199,6 +217,8 @@ impl Default for Settings {
             odoo_retries: 3,
             odoo_poll_secs: 5.0,
             admin_token: None,
+            run_as_users: BTreeMap::new(),
+            run_as_policy: RunAsPolicy::Strict,
         }
     }
 }
@@ -386,6 +406,35 @@ fn explain_unknown_key(message: &str) -> String {
     }
 }
 
+/// Maps may be written as a TOML table or, from the environment, as `k=v,k2=v2`.
+fn map_or_pairs<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Map(BTreeMap<String, String>),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Map(map) => Ok(map),
+        Raw::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                pair.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(format!(
+                            "{pair:?} is not `user=api-key` (user: an id or a login)"
+                        ))
+                    })
+            })
+            .collect(),
+    }
+}
+
 /// Lists may be written as a TOML array or, from the environment, as `a,b,c`.
 fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -433,6 +482,7 @@ mod tests {
         let settings = Settings::load_from(
             Some(&file),
             env(&[
+                ("TOWERHOOK_RUN_AS_USERS", "5=key-five, jdoe = key-j"),
                 ("TOWERHOOK_RETENTION_DAYS", "7"),
                 ("TOWERHOOK_REDACT_HEADERS", "Authorization, X-Signature"),
                 ("TOWERHOOK_TEST_ODOO_URL", "http://ignored"),
@@ -443,6 +493,8 @@ mod tests {
         assert_eq!(settings.retention_days, 7);
         assert_eq!(settings.listen, "0.0.0.0:9000");
         assert_eq!(settings.redact_headers, ["Authorization", "X-Signature"]);
+        assert_eq!(settings.run_as_users["5"], "key-five");
+        assert_eq!(settings.run_as_users["jdoe"], "key-j");
     }
 
     #[test]

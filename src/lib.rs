@@ -21,6 +21,7 @@ pub mod python;
 pub mod registry;
 pub mod request;
 pub mod routes;
+pub mod run_as;
 pub mod secrets;
 pub mod services;
 pub mod snapshot_store;

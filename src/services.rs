@@ -16,8 +16,9 @@ use crate::log_store::{LogStore, StoreError};
 use crate::metrics::Metrics;
 use crate::odoo::{OdooLink, RpcObserver};
 use crate::outbox::{self, ShipperSettings, ShipperStatus};
-use crate::python::{Engine, EngineSettings, InterpreterSettings};
+use crate::python::{Engine, EngineSettings, InterpreterSettings, OdooAccess};
 use crate::registry::RegistryHandle;
+use crate::run_as::RunAs;
 use crate::source::LoadError;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +79,23 @@ impl Services {
             Arc::clone(&metrics),
         )
         .await?;
-        let engine =
-            Arc::new(Engine::start(engine_settings(&settings)).map_err(StartupError::Python)?);
+        let odoo_access = match &odoo {
+            Some(link) => Some(Arc::new(
+                OdooAccess::new(
+                    RunAs::new(
+                        Arc::clone(link),
+                        settings.run_as_users.clone(),
+                        settings.run_as_policy,
+                    ),
+                    std::time::Duration::from_secs_f64(settings.odoo_timeout_secs),
+                )
+                .map_err(StartupError::Python)?,
+            )),
+            None => None,
+        };
+        let engine = Arc::new(
+            Engine::start(engine_settings(&settings), odoo_access).map_err(StartupError::Python)?,
+        );
         log::info!(
             "python {} ready: {} snippet thread(s), queue {}",
             engine.python_version(),

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use super::convert::{headers_to_python, json_to_python};
 use super::interpreter::{InterpreterSettings, Sandbox, describe, sandbox};
+use super::odoo_bridge::{OdooAccess, OdooBridge};
 use crate::definitions::Webhook;
 use crate::request::RequestHeaders;
 
@@ -103,6 +104,7 @@ struct Shared {
     shutdown: AtomicBool,
     live_threads: AtomicUsize,
     stuck_threads: AtomicUsize,
+    odoo: Option<Arc<OdooAccess>>,
 }
 
 /// One snippet thread as the watchdog sees it. Times are nanoseconds since `Shared::epoch`,
@@ -118,7 +120,8 @@ struct Slot {
 
 impl Engine {
     /// Starts the interpreter (once per process), the snippet threads and the watchdog.
-    pub fn start(settings: EngineSettings) -> Result<Self, String> {
+    /// With `odoo`, snippets get the Odoo objects (`env`, `user`, ...) over RPC.
+    pub fn start(settings: EngineSettings, odoo: Option<Arc<OdooAccess>>) -> Result<Self, String> {
         let sandbox = sandbox(&settings.interpreter)?;
         let (jobs, receiver) = crossbeam_channel::bounded(settings.queue);
         let shared = Arc::new(Shared {
@@ -130,6 +133,7 @@ impl Engine {
             shutdown: AtomicBool::new(false),
             live_threads: AtomicUsize::new(0),
             stuck_threads: AtomicUsize::new(0),
+            odoo,
         });
         for _ in 0..settings.threads {
             spawn_worker(&shared).map_err(|e| format!("cannot start a snippet thread: {e}"))?;
@@ -270,6 +274,11 @@ fn run(
             "max_message_chars",
             shared.settings.interpreter.max_message_chars,
         )?;
+        if let Some(access) = &shared.odoo {
+            let remaining = guard.bind(py).getattr("remaining")?.unbind();
+            let bridge = OdooBridge::new(Arc::clone(access), call.webhook.user_id, remaining);
+            context.set_item("odoo", Py::new(py, bridge)?)?;
+        }
         sandbox
             .run_call
             .bind(py)
