@@ -6,7 +6,8 @@ embedded interpreter. It also runs on a plain CPython for its own tests
 
 The Rust side only uses the names exported here. One module per concern:
 ``validation`` (safe_eval's checks), ``safe_builtins``, ``libraries`` (the wrapped
-modules), ``odoo_objects``, ``secrets`` (placeholders and masking), ``formatting`` and
+modules), ``odoo_objects`` and ``orm`` (the Odoo objects, over the host's RPC bridge),
+``secrets`` (placeholders and masking), ``formatting`` and
 ``rewrite`` (what the checks leave open), ``guard`` (time limits), ``response`` (message
 shaping), ``runner`` (the boundary).
 """

@@ -1,8 +1,9 @@
 """Exceptions shared by the sandbox and the snippets.
 
-The Odoo-like classes mirror ``odoo.exceptions``: snippets get ``UserError`` by name, and
+The Odoo-like classes mirror ``odoo.exceptions``: snippets get ``UserError`` by name (and,
+as a towerhook extension, ``AccessError``, ``ValidationError`` and ``MissingError``), and
 the runner lets the text of the whole family through unchanged, as ``safe_eval`` does.
-The other classes exist so that a later Odoo proxy can raise what Odoo raised.
+The Odoo proxy (``orm.py``) raises them for the errors Odoo answers over RPC.
 """
 
 

@@ -5,6 +5,9 @@ Each library is a stand-in exposing only the attributes the module exposes
 any other attribute is absent. Differences, all deliberate:
 
 - ``json`` also has ``loads`` (towerhook extension; Cetmix exposes ``dumps`` only).
+- ``AccessError``, ``ValidationError`` and ``MissingError`` sit next to ``UserError``
+  (towerhook extension), so that ``except AccessError:`` works on what the Odoo objects
+  raise.
 - Blocking calls respect the snippet's deadline: ``time.sleep`` sleeps in slices of at most
   50 ms and raises SnippetTimeout when no time is left; ``requests`` calls get
   ``timeout=min(timeout or remaining, remaining)``; ``dns.resolver`` calls get
@@ -24,7 +27,13 @@ import sys
 import time as _time
 
 from . import guard
-from .exceptions import SnippetTimeout, UserError
+from .exceptions import (
+    AccessError,
+    MissingError,
+    SnippetTimeout,
+    UserError,
+    ValidationError,
+)
 from .float_utils import float_compare
 
 SLEEP_SLICE = 0.05
@@ -260,6 +269,10 @@ def build():
         "json": Library("json", "json", None, {"dumps": None, "loads": None}),
         "float_compare": float_compare,
         "UserError": UserError,
+        # towerhook extension: Odoo's errors a snippet may catch from the Odoo objects.
+        "AccessError": AccessError,
+        "ValidationError": ValidationError,
+        "MissingError": MissingError,
         "hashlib": Library("hashlib", "hashlib", None, dict.fromkeys(_HASHES)),
         "hmac": Library("hmac", "hmac", None, {"new": None, "compare_digest": None}),
         "tldextract": Library(

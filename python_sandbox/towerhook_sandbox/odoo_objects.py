@@ -3,12 +3,20 @@
 
 Without an Odoo connection each name holds a stand-in that raises a UserError saying so
 as soon as a snippet does anything with it (reads an attribute, calls it, compares it,
-prints it...). A call may bring the real objects in ``context["odoo"]``: a mapping of these
-names to objects, or a callable ``odoo(kind)`` returning that mapping for the snippet kind
-(the module runs authenticators with sudo and webhooks as their user). Names it provides
-replace the stand-ins; other names in it are ignored.
+prints it...). A call may bring the real objects in ``context["odoo"]``, in one of three
+forms:
+
+- a bridge (an object with ``execute``, ``user`` and ``context``; the Rust host's form):
+  the names are built for the snippet's kind by the ORM proxy of ``orm.py``, over RPC
+  (the module runs authenticators with sudo, here towerhook's service user, and webhooks
+  as their Run as User; the host picks the credentials from the kind);
+- a mapping of these names to objects;
+- a callable ``odoo(kind)`` returning that mapping for the snippet kind.
+
+Names it provides replace the stand-ins; other names in a mapping are ignored.
 """
 
+from . import orm
 from .exceptions import UserError
 
 NAMES = ("uid", "user", "env", "tower", "tower_servers", "tower_commands", "tower_plans")
@@ -75,10 +83,23 @@ def placeholders(source):
     return found
 
 
-def provided(odoo, kind):
-    """The Odoo names ``context["odoo"]`` provides for a snippet of ``kind``."""
-    if odoo is None:
-        return None
+def provide(odoo, kind, wanted=None):
+    """``(names, session)``: the Odoo names ``context["odoo"]`` provides for a snippet of
+    ``kind``, and, for a bridge, the session to close once the snippet's run is over
+    (``session.bridge = None``), else None. ``wanted``: the names the snippet uses; a
+    bridge builds only those (a mapping gives what it has)."""
+    if getattr(odoo, "execute", None) is not None:
+        return orm.bind(odoo, kind, wanted)
     if callable(odoo):
         odoo = odoo(kind)
-    return {name: odoo[name] for name in NAMES if name in odoo}
+    return {name: odoo[name] for name in NAMES if name in odoo}, None
+
+
+def provided(odoo, kind):
+    """The Odoo names ``context["odoo"]`` provides for a snippet of ``kind``.
+
+    For a bridge, prefer ``provide``: its session must be closed after the run.
+    """
+    if odoo is None:
+        return None
+    return provide(odoo, kind)[0]

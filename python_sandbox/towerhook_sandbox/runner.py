@@ -15,7 +15,8 @@ The boundary with Rust:
   ``(outcome, http_status, message_json, message_text)``; outcome ``"ok"``,
   ``"auth_failed"`` or ``"code_failed"``. ``context`` (a dict, may be None) carries
   ``guard`` (enter/leave/remaining, see ``guard.py``), ``timeout_seconds``, and optionally
-  ``max_message_chars``, ``source`` and ``odoo`` (see ``odoo_objects.py``).
+  ``max_message_chars``, ``source`` and ``odoo`` (see ``odoo_objects.py``; the host's
+  RPC bridge is described in ``orm.py``).
 - ``secret_references(code)``: the secret references a snippet uses (helper for hosts).
 
 Inner exception texts: Odoo's UserError family and ZeroDivisionError keep ``str(e)``;
@@ -100,14 +101,18 @@ def secret_references(code):
 class Prepared:
     """One snippet version, compiled once: code to run, or the error to report."""
 
-    __slots__ = ("kind", "code", "error", "spoil")
+    __slots__ = ("kind", "code", "error", "spoil", "uses_odoo")
 
-    def __init__(self, kind, code, error, spoil=()):
+    def __init__(self, kind, code, error, spoil=(), uses_odoo=()):
         self.kind = kind
         self.code = code
         self.error = error
         # every form in which the snippet's secret values could show in a message
         self.spoil = spoil
+        # the Odoo objects (env, user, uid, tower...) the code names: a snippet reaches a
+        # global only by its name (no globals(), no eval), so only these are built, and
+        # snippets naming none run without touching the Odoo bridge
+        self.uses_odoo = uses_odoo
 
 
 def prepare(kind, code, secrets=None):
@@ -135,7 +140,9 @@ def _compile(kind, inlined, spoil):
     code = compile(rewrite.rewrite(tree), where, "exec", dont_inherit=True)
     # The rewrites only add allowed constructs; checked so that a mistake cannot open a hole.
     validation.check_code(code, where)
-    return Prepared(kind, code, None, spoil)
+    used = {name for nested in validation.walk_code(code) for name in nested.co_names}
+    uses_odoo = tuple(name for name in odoo_objects.NAMES if name in used)
+    return Prepared(kind, code, None, spoil, uses_odoo)
 
 
 class _Call:
@@ -205,8 +212,15 @@ def _stage(kind, prepared, names, call):
     if prepared.error is not None:
         return _failure(kind, prepared.error, spoil)
     scope = _base(call.source).copy()
-    if call.odoo is not None:
-        scope.update(odoo_objects.provided(call.odoo, kind))
+    session = None
+    if call.odoo is not None and prepared.uses_odoo:
+        try:
+            provided, session = odoo_objects.provide(call.odoo, kind, prepared.uses_odoo)
+        except SnippetTimeout:
+            raise
+        except Exception as exc:  # a host bridge that cannot say who runs the code
+            return _failure(kind, "Odoo objects unavailable: %s" % _error_text(exc), spoil)
+        scope.update(provided)
     scope.update(names)
     guard.begin(call.guard)
     try:
@@ -228,7 +242,11 @@ def _stage(kind, prepared, names, call):
             scope.clear()
     finally:
         # Cleared with plain stores, before leave(): a timeout surfacing after leave()
-        # finds this thread marked as running no snippet.
+        # finds this thread marked as running no snippet. The run's Odoo objects stop
+        # working (an authenticator's objects smuggled to the webhook code in payload
+        # would otherwise act with the authenticator's rights).
+        if session is not None:
+            session.bridge = None
         guard.state.guard = None
         guard.state.uncatchable = BaseException
         call.guard.leave()
