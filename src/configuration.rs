@@ -272,6 +272,18 @@ impl Settings {
         let mut settings: Settings = layered
             .try_deserialize()
             .map_err(|e| ConfigError::Invalid(explain_unknown_key(&e.to_string())))?;
+        // An empty value (`TOWERHOOK_ADMIN_TOKEN=`) means unset, not "the empty token".
+        for value in [
+            &mut settings.admin_token,
+            &mut settings.odoo_url,
+            &mut settings.odoo_db,
+            &mut settings.odoo_login,
+            &mut settings.odoo_api_key,
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                *value = None;
+            }
+        }
         // The demo definitions come with their demo secrets.
         if settings.secrets_file.is_none() && settings.yaml_dir == Settings::default().yaml_dir {
             settings.secrets_file = Some(demo_dir().join("secrets.yaml"));
@@ -495,6 +507,12 @@ mod tests {
         assert_eq!(settings.redact_headers, ["Authorization", "X-Signature"]);
         assert_eq!(settings.run_as_users["5"], "key-five");
         assert_eq!(settings.run_as_users["jdoe"], "key-j");
+    }
+
+    #[test]
+    fn empty_values_mean_unset() {
+        let settings = Settings::load_from(None, env(&[("TOWERHOOK_ADMIN_TOKEN", "")])).unwrap();
+        assert_eq!(settings.admin_token, None);
     }
 
     #[test]
