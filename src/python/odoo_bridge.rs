@@ -13,6 +13,9 @@ use super::convert::{json_to_python, python_to_json};
 use crate::odoo::{Call, OdooError};
 use crate::run_as::{RunAs, RunAsError};
 
+/// Longest wait for the service user's uid before a snippet starts.
+const USER_LOOKUP_LIMIT: Duration = Duration::from_secs(2);
+
 /// What every bridge shares: the RPC runtime, the connection, the run-as users.
 pub struct OdooAccess {
     /// Taken out on drop: a runtime dropped inside another one's task would panic.
@@ -151,10 +154,16 @@ impl OdooBridge {
         if kind != "authenticator" {
             return (self.run_as_uid, None);
         }
+        // Asked before the snippet's deadline starts: connecting (if still needed) is bounded.
         let link = self.access.run_as.link();
-        let uid = py
-            .detach(|| self.access.block_on(link.client()))
-            .map_or(self.run_as_uid, |client| client.session().uid);
+        let client = py.detach(|| {
+            self.access
+                .block_on(tokio::time::timeout(USER_LOOKUP_LIMIT, link.client()))
+        });
+        let uid = match client {
+            Ok(Ok(client)) => client.session().uid,
+            _ => 0,
+        };
         (uid, Some(link.settings().login.clone()))
     }
 

@@ -1,0 +1,242 @@
+//! The Odoo objects in snippets (`env`, `user`, `uid`, `tower`, ...) over RPC, as the
+//! webhook's run-as user, against the emulator.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::odoo::{DEMO_KEY, TestOdoo, spawn_app_on};
+use common::{TestApp, answer, spawn_app};
+use serde_json::{Value, json};
+
+/// A webhook `endpoint` running `code` as `user_id`, behind an open authenticator.
+async fn webhook(odoo: &TestOdoo, endpoint: &str, code: &str, user_id: i64) -> i64 {
+    let authenticator = odoo
+        .create(
+            "cx.tower.webhook.authenticator",
+            json!({"name": format!("Open {endpoint}"), "code": "result = {'allowed': True}"}),
+        )
+        .await;
+    odoo.create(
+        "cx.tower.webhook",
+        json!({
+            "name": endpoint, "endpoint": endpoint, "authenticator_id": authenticator,
+            "code": code, "user_id": user_id,
+        }),
+    )
+    .await
+}
+
+async fn call(app: &TestApp, endpoint: &str, payload: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(app.url(endpoint))
+        .body(payload.to_string())
+        .send()
+        .await
+        .unwrap();
+    let (status, _, message) = answer(response).await;
+    (status, message)
+}
+
+const WORKFLOW: &str = r#"
+partners = env["res.partner"].search([("name", "ilike", "admin")])
+created = env["res.partner"].create({"name": payload["name"], "comment": "from a webhook"})
+created.write({"comment": "updated"})
+country = env.ref("base.be")
+created.write({"country_id": country.id})
+is_user = user.has_group("base.group_user")
+result = {
+    "exit_code": 0,
+    "message": "%s|%s|%s|%s|%s|%s" % (
+        len(partners), created.name, created.comment, created.country_id.name, is_user, uid,
+    ),
+}
+"#;
+
+#[tokio::test]
+async fn a_snippet_searches_creates_writes_calls_and_reads_a_many2one() {
+    let odoo = TestOdoo::start().await;
+    let Some(emulator) = odoo.emulator() else {
+        return;
+    };
+    webhook(&odoo, "workflow", WORKFLOW, 1).await;
+    let app = spawn_app_on(&odoo, |_| {}).await;
+    let (status, message) = call(&app, "workflow", json!({"name": "Webhook Partner"})).await;
+    assert_eq!(status, 200, "{message}");
+    assert_eq!(
+        message,
+        json!("1|Webhook Partner|updated|Belgium|True|1"),
+        "one admin partner; the record as written; its country through the many2one"
+    );
+    let created = emulator
+        .control(
+            "POST",
+            "/records/res.partner/search",
+            Some(json!({"domain": [["name", "=", "Webhook Partner"]]})),
+        )
+        .await;
+    assert_eq!(created["records"][0]["comment"], json!("updated"));
+    // The superuser (the module's default "Run as User") runs as the service user.
+    let calls = emulator.journal("model=res.partner").await;
+    assert!(!calls.is_empty());
+    assert!(
+        calls.iter().all(|c| c["login"] == json!("towerhook")),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn odoo_errors_reach_snippets_with_their_names() {
+    let odoo = TestOdoo::start().await;
+    let caught = r#"
+try:
+    env["cx.tower.vault"].search([])
+    result = {"exit_code": 0, "message": "read the vault?!"}
+except AccessError as error:
+    result = {"exit_code": 0, "message": "refused: %s" % ("vault" in str(error))}
+"#;
+    webhook(&odoo, "caught", caught, 1).await;
+    webhook(&odoo, "uncaught", "env['cx.tower.vault'].search([])", 1).await;
+    webhook(
+        &odoo,
+        "missing",
+        "env['res.partner'].browse([987654]).write({'name': 'x'})",
+        1,
+    )
+    .await;
+    let app = spawn_app_on(&odoo, |_| {}).await;
+    assert_eq!(
+        call(&app, "caught", json!({})).await,
+        (200, json!("refused: True"))
+    );
+    let (status, message) = call(&app, "uncaught", json!({})).await;
+    assert_eq!(status, 500);
+    let message = message.as_str().unwrap();
+    assert!(
+        message.starts_with("Webhook code execution error: ") && message.contains("cx.tower.vault"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("AccessError("),
+        "Odoo's text passes through: {message}"
+    );
+    let (status, message) = call(&app, "missing", json!({})).await;
+    assert_eq!(status, 500);
+    assert!(
+        message.as_str().unwrap().contains("Record does not exist"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn code_runs_as_the_mapped_run_as_user() {
+    let odoo = TestOdoo::start().await;
+    let Some(emulator) = odoo.emulator() else {
+        return;
+    };
+    // demo (uid 5) is a plain internal user: it may read partners, not webhooks.
+    let code = r#"
+names = env["res.partner"].search([], limit=1).mapped("name")
+try:
+    env["cx.tower.webhook"].search([])
+    hooks = "readable"
+except AccessError:
+    hooks = "refused"
+result = {"exit_code": 0, "message": "%s %s %s" % (uid, user.login, hooks)}
+"#;
+    webhook(&odoo, "as_demo", code, 5).await;
+    let app = spawn_app_on(&odoo, |s| {
+        s.run_as_users.insert("demo".into(), DEMO_KEY.into());
+    })
+    .await;
+    assert_eq!(
+        call(&app, "as_demo", json!({})).await,
+        (200, json!("5 demo refused"))
+    );
+    let calls = emulator.journal("model=res.partner").await;
+    assert!(!calls.is_empty());
+    assert!(calls.iter().all(|c| c["uid"] == json!(5)), "{calls:?}");
+    // The log records the run-as user.
+    assert_eq!(app.last_log().user_id, Some(5));
+}
+
+#[tokio::test]
+async fn an_unmapped_run_as_user_fails_under_strict_and_runs_as_service_otherwise() {
+    let odoo = TestOdoo::start().await;
+    let code = "result = {'exit_code': 0, 'message': '%s' % env['res.partner'].search_count([])}";
+    webhook(&odoo, "unmapped", code, 5).await;
+    webhook(
+        &odoo,
+        "plain",
+        "result = {'exit_code': 0, 'message': 'no odoo'}",
+        5,
+    )
+    .await;
+    let strict = spawn_app_on(&odoo, |_| {}).await;
+    let (status, message) = call(&strict, "unmapped", json!({})).await;
+    assert_eq!(status, 500);
+    let message = message.as_str().unwrap();
+    assert!(message.contains("Odoo user 5 (demo)"), "{message}");
+    assert!(message.contains("run_as_users"), "{message}");
+    // Code that does not use Odoo objects needs no credentials.
+    assert_eq!(
+        call(&strict, "plain", json!({})).await,
+        (200, json!("no odoo"))
+    );
+
+    let service = spawn_app_on(&odoo, |s| {
+        s.run_as_policy = towerhook::configuration::RunAsPolicy::Service;
+    })
+    .await;
+    let (status, message) = call(&service, "unmapped", json!({})).await;
+    assert_eq!(status, 200, "{message}");
+    assert_eq!(service.last_log().user_id, Some(5));
+}
+
+#[tokio::test]
+async fn snippets_waiting_on_a_slow_odoo_wait_together() {
+    let odoo = TestOdoo::start().await;
+    let Some(emulator) = odoo.emulator() else {
+        return;
+    };
+    webhook(
+        &odoo,
+        "slow_rpc",
+        "result = {'exit_code': 0, 'message': '%s' % env['res.country'].search_count([])}",
+        1,
+    )
+    .await;
+    let app = spawn_app_on(&odoo, |s| s.python_threads = 4).await;
+    emulator
+        .control(
+            "POST",
+            "/stall",
+            Some(json!({"seconds": 1, "model": "res.country", "method": "search_count"})),
+        )
+        .await;
+    let started = Instant::now();
+    let calls = (0..4).map(|_| call(&app, "slow_rpc", json!({})));
+    for (status, message) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, 200, "{message}");
+    }
+    let took = started.elapsed();
+    // One call takes a second; four serialised would take four.
+    assert!(took < Duration::from_millis(2500), "4 calls took {took:?}");
+}
+
+#[tokio::test]
+async fn without_odoo_the_names_say_so() {
+    let app = spawn_app(
+        r#"
+- {cetmix_tower_model: webhook_authenticator, reference: open, name: Open, code: "result = {'allowed': True}"}
+- {cetmix_tower_model: webhook, reference: env, name: Env, authenticator_id: open, endpoint: env,
+   code: "env['res.partner'].search([])"}
+"#,
+    )
+    .await;
+    let (status, message) = call(&app, "env", json!({})).await;
+    assert_eq!(status, 500);
+    let message = message.as_str().unwrap();
+    assert!(message.contains("env is not available"), "{message}");
+    assert!(message.contains("without an Odoo connection"), "{message}");
+}
