@@ -36,25 +36,7 @@ pub enum Command {
     /// Run one webhook locally through the same pipeline as `serve` and print the answer and
     /// the log record; nothing is stored or shipped. The way to try a snippet before
     /// enabling it.
-    Run {
-        /// The endpoint, as in /cetmix_tower_webhooks/<ENDPOINT>.
-        endpoint: String,
-        /// `post` or `get`.
-        #[arg(long, default_value = "post")]
-        method: String,
-        /// File whose bytes are the request body.
-        #[arg(long)]
-        payload: Option<PathBuf>,
-        /// A request header, `Name: value` (repeatable).
-        #[arg(long = "header", value_name = "NAME: VALUE")]
-        headers: Vec<String>,
-        /// The query string, without `?`.
-        #[arg(long, default_value = "")]
-        query: String,
-        /// The caller's address, for allowlists.
-        #[arg(long, default_value = "127.0.0.1")]
-        peer: std::net::IpAddr,
-    },
+    Run(RunArgs),
     /// Give the service user the right to create webhook logs in Odoo (needs an
     /// administrator's credentials; safe to run again).
     OdooSetup {
@@ -65,6 +47,27 @@ pub enum Command {
         #[arg(long, env = "TOWERHOOK_ODOO_ADMIN_API_KEY", hide_env_values = true)]
         admin_api_key: String,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The endpoint, as in /cetmix_tower_webhooks/<ENDPOINT>.
+    endpoint: String,
+    /// `post` or `get`.
+    #[arg(long, default_value = "post")]
+    method: String,
+    /// File whose bytes are the request body.
+    #[arg(long)]
+    payload: Option<PathBuf>,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// The query string, without `?`.
+    #[arg(long, default_value = "")]
+    query: String,
+    /// The caller's address, for allowlists.
+    #[arg(long, default_value = "127.0.0.1")]
+    peer: std::net::IpAddr,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,24 +94,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(settings),
         Command::Check => check(&settings),
         Command::Outbox { action } => outbox(&settings, action),
-        Command::Run {
-            endpoint,
-            method,
-            payload,
-            headers,
-            query,
-            peer,
-        } => run_one(
-            settings,
-            RunRequest {
-                endpoint,
-                method,
-                payload,
-                headers,
-                query,
-                peer,
-            },
-        ),
+        Command::Run(request) => run_one(settings, request),
         Command::OdooSetup {
             admin_login,
             admin_api_key,
@@ -279,17 +265,7 @@ impl<'kvs> log::kv::VisitSource<'kvs> for JsonFields<'_> {
     }
 }
 
-/// What `towerhook run` sends.
-struct RunRequest {
-    endpoint: String,
-    method: String,
-    payload: Option<PathBuf>,
-    headers: Vec<String>,
-    query: String,
-    peer: std::net::IpAddr,
-}
-
-fn run_one(mut settings: Settings, request: RunRequest) -> ExitCode {
+fn run_one(mut settings: Settings, request: RunArgs) -> ExitCode {
     let Some(method) = crate::request::HttpMethod::parse(&request.method) else {
         eprintln!("towerhook: --method must be post or get");
         return ExitCode::FAILURE;

@@ -11,22 +11,10 @@ use common::odoo::{TestOdoo, spawn_app_on};
 use common::{TestApp, answer};
 use serde_json::{Value, json};
 
-/// An open authenticator and a POST webhook answering `message`.
+/// A POST webhook answering `message`, behind an open authenticator.
 async fn webhook(odoo: &TestOdoo, endpoint: &str, message: &str) -> i64 {
-    let authenticator = odoo
-        .create(
-            "cx.tower.webhook.authenticator",
-            json!({"name": format!("Open {endpoint}"), "code": "result = {'allowed': True}"}),
-        )
-        .await;
-    odoo.create(
-        "cx.tower.webhook",
-        json!({
-            "name": endpoint, "endpoint": endpoint, "authenticator_id": authenticator,
-            "code": format!("result = {{'exit_code': 0, 'message': {message:?}}}"),
-        }),
-    )
-    .await
+    let code = format!("result = {{'exit_code': 0, 'message': {message:?}}}");
+    odoo.open_webhook(endpoint, &code, 1).await
 }
 
 async fn call(app: &TestApp, endpoint: &str) -> (u16, Value) {

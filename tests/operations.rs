@@ -113,17 +113,7 @@ async fn odoo_metrics_count_refreshes_rpc_and_the_outbox() {
         return;
     };
     odoo.grant_log_create().await;
-    let authenticator = odoo
-        .create(
-            "cx.tower.webhook.authenticator",
-            json!({"name": "Open", "code": "result = {'allowed': True}"}),
-        )
-        .await;
-    odoo.create(
-        "cx.tower.webhook",
-        json!({"name": "Hook", "endpoint": "hook", "authenticator_id": authenticator, "code": "pass"}),
-    )
-    .await;
+    odoo.open_webhook("hook", "pass", 1).await;
     let app = spawn_app_shipping_to(&odoo, |_| {}).await;
     emulator.down().await;
     for _ in 0..3 {

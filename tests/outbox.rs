@@ -11,22 +11,10 @@ use common::{BinaryServer, TestApp, answer};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-/// An open authenticator and a POST webhook `endpoint` echoing `seq` from the payload.
+/// A POST webhook `endpoint` echoing `seq` from the payload, behind an open authenticator.
 async fn echo_webhook(odoo: &TestOdoo, endpoint: &str) -> i64 {
-    let authenticator = odoo
-        .create(
-            "cx.tower.webhook.authenticator",
-            json!({"name": format!("Open {endpoint}"), "code": "result = {'allowed': True}"}),
-        )
-        .await;
-    odoo.create(
-        "cx.tower.webhook",
-        json!({
-            "name": endpoint, "endpoint": endpoint, "authenticator_id": authenticator,
-            "code": "result = {'exit_code': 0, 'message': 'seq %s' % payload.get('seq')}",
-        }),
-    )
-    .await
+    let code = "result = {'exit_code': 0, 'message': 'seq %s' % payload.get('seq')}";
+    odoo.open_webhook(endpoint, code, 1).await
 }
 
 async fn call(app: &TestApp, endpoint: &str, seq: usize) -> u16 {

@@ -9,24 +9,6 @@ use common::odoo::{DEMO_KEY, TestOdoo, spawn_app_on};
 use common::{TestApp, answer, spawn_app};
 use serde_json::{Value, json};
 
-/// A webhook `endpoint` running `code` as `user_id`, behind an open authenticator.
-async fn webhook(odoo: &TestOdoo, endpoint: &str, code: &str, user_id: i64) -> i64 {
-    let authenticator = odoo
-        .create(
-            "cx.tower.webhook.authenticator",
-            json!({"name": format!("Open {endpoint}"), "code": "result = {'allowed': True}"}),
-        )
-        .await;
-    odoo.create(
-        "cx.tower.webhook",
-        json!({
-            "name": endpoint, "endpoint": endpoint, "authenticator_id": authenticator,
-            "code": code, "user_id": user_id,
-        }),
-    )
-    .await
-}
-
 async fn call(app: &TestApp, endpoint: &str, payload: Value) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(app.url(endpoint))
@@ -59,7 +41,7 @@ async fn a_snippet_searches_creates_writes_calls_and_reads_a_many2one() {
     let Some(emulator) = odoo.emulator() else {
         return;
     };
-    webhook(&odoo, "workflow", WORKFLOW, 1).await;
+    odoo.open_webhook("workflow", WORKFLOW, 1).await;
     let app = spawn_app_on(&odoo, |_| {}).await;
     let (status, message) = call(&app, "workflow", json!({"name": "Webhook Partner"})).await;
     assert_eq!(status, 200, "{message}");
@@ -95,10 +77,10 @@ try:
 except AccessError as error:
     result = {"exit_code": 0, "message": "refused: %s" % ("vault" in str(error))}
 "#;
-    webhook(&odoo, "caught", caught, 1).await;
-    webhook(&odoo, "uncaught", "env['cx.tower.vault'].search([])", 1).await;
-    webhook(
-        &odoo,
+    odoo.open_webhook("caught", caught, 1).await;
+    odoo.open_webhook("uncaught", "env['cx.tower.vault'].search([])", 1)
+        .await;
+    odoo.open_webhook(
         "missing",
         "env['res.partner'].browse([987654]).write({'name': 'x'})",
         1,
@@ -144,7 +126,7 @@ except AccessError:
     hooks = "refused"
 result = {"exit_code": 0, "message": "%s %s %s" % (uid, user.login, hooks)}
 "#;
-    webhook(&odoo, "as_demo", code, 5).await;
+    odoo.open_webhook("as_demo", code, 5).await;
     let app = spawn_app_on(&odoo, |s| {
         s.run_as_users.insert("demo".into(), DEMO_KEY.into());
     })
@@ -164,9 +146,8 @@ result = {"exit_code": 0, "message": "%s %s %s" % (uid, user.login, hooks)}
 async fn an_unmapped_run_as_user_fails_under_strict_and_runs_as_service_otherwise() {
     let odoo = TestOdoo::start().await;
     let code = "result = {'exit_code': 0, 'message': '%s' % env['res.partner'].search_count([])}";
-    webhook(&odoo, "unmapped", code, 5).await;
-    webhook(
-        &odoo,
+    odoo.open_webhook("unmapped", code, 5).await;
+    odoo.open_webhook(
         "plain",
         "result = {'exit_code': 0, 'message': 'no odoo'}",
         5,
@@ -199,8 +180,7 @@ async fn snippets_waiting_on_a_slow_odoo_wait_together() {
     let Some(emulator) = odoo.emulator() else {
         return;
     };
-    webhook(
-        &odoo,
+    odoo.open_webhook(
         "slow_rpc",
         "result = {'exit_code': 0, 'message': '%s' % env['res.country'].search_count([])}",
         1,

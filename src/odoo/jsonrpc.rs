@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::error::{OdooError, ServerError};
-use super::transport::{Call, Credentials, Http, Protocol, Session, Transport};
+use super::transport::{
+    Call, Credentials, Http, Protocol, Session, Transport, authenticate_args, execute_kw_args,
+};
 
 const PATH: &str = "/jsonrpc";
 
@@ -81,34 +83,13 @@ impl Transport for JsonRpc {
 
     async fn authenticate(&self, credentials: &Credentials) -> Result<Option<i64>, OdooError> {
         let uid = self
-            .call(
-                "common",
-                "authenticate",
-                vec![
-                    json!(credentials.database),
-                    json!(credentials.login),
-                    json!(credentials.secret),
-                    json!({}),
-                ],
-            )
+            .call("common", "authenticate", authenticate_args(credentials))
             .await?;
         Ok(uid.as_i64().filter(|uid| *uid > 0))
     }
 
     async fn execute(&self, session: &Session, call: &Call) -> Result<Value, OdooError> {
-        self.call(
-            "object",
-            "execute_kw",
-            vec![
-                json!(session.database),
-                json!(session.uid),
-                json!(session.secret),
-                json!(call.model),
-                json!(call.method),
-                Value::Array(call.positional()),
-                Value::Object(call.kwargs.clone()),
-            ],
-        )
-        .await
+        self.call("object", "execute_kw", execute_kw_args(session, call))
+            .await
     }
 }

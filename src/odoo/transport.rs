@@ -107,6 +107,29 @@ impl Call {
     }
 }
 
+/// `common.authenticate`'s arguments (JSON-RPC and XML-RPC).
+pub(crate) fn authenticate_args(credentials: &Credentials) -> Vec<Value> {
+    vec![
+        Value::from(credentials.database.clone()),
+        Value::from(credentials.login.clone()),
+        Value::from(credentials.secret.clone()),
+        Value::Object(Map::new()),
+    ]
+}
+
+/// `object.execute_kw`'s arguments (JSON-RPC and XML-RPC).
+pub(crate) fn execute_kw_args(session: &Session, call: &Call) -> Vec<Value> {
+    vec![
+        Value::from(session.database.clone()),
+        Value::from(session.uid),
+        Value::from(session.secret.clone()),
+        Value::from(call.model.clone()),
+        Value::from(call.method.clone()),
+        Value::Array(call.positional()),
+        Value::Object(call.kwargs.clone()),
+    ]
+}
+
 #[async_trait]
 pub trait Transport: Send + Sync {
     fn protocol(&self) -> Protocol;

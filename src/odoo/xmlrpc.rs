@@ -6,10 +6,12 @@
 
 use async_trait::async_trait;
 use quick_xml::events::Event;
-use serde_json::{Map, Number, Value, json};
+use serde_json::{Map, Number, Value};
 
 use super::error::{OdooError, ServerError};
-use super::transport::{Call, Credentials, Http, Protocol, Session, Transport};
+use super::transport::{
+    Call, Credentials, Http, Protocol, Session, Transport, authenticate_args, execute_kw_args,
+};
 
 const COMMON: &str = "/xmlrpc/2/common";
 const OBJECT: &str = "/xmlrpc/2/object";
@@ -54,35 +56,14 @@ impl Transport for XmlRpc {
 
     async fn authenticate(&self, credentials: &Credentials) -> Result<Option<i64>, OdooError> {
         let uid = self
-            .call(
-                COMMON,
-                "authenticate",
-                &[
-                    json!(credentials.database),
-                    json!(credentials.login),
-                    json!(credentials.secret),
-                    json!({}),
-                ],
-            )
+            .call(COMMON, "authenticate", &authenticate_args(credentials))
             .await?;
         Ok(uid.as_i64().filter(|uid| *uid > 0))
     }
 
     async fn execute(&self, session: &Session, call: &Call) -> Result<Value, OdooError> {
-        self.call(
-            OBJECT,
-            "execute_kw",
-            &[
-                json!(session.database),
-                json!(session.uid),
-                json!(session.secret),
-                json!(call.model),
-                json!(call.method),
-                Value::Array(call.positional()),
-                Value::Object(call.kwargs.clone()),
-            ],
-        )
-        .await
+        self.call(OBJECT, "execute_kw", &execute_kw_args(session, call))
+            .await
     }
 }
 
@@ -441,6 +422,7 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn encodes_what_python_can_read_back() {

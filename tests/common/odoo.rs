@@ -205,6 +205,25 @@ impl TestOdoo {
         id
     }
 
+    /// An allow-all authenticator and a POST webhook at `endpoint` running `code` as
+    /// `user_id`; the webhook's id.
+    pub async fn open_webhook(&self, endpoint: &str, code: &str, user_id: i64) -> i64 {
+        let authenticator = self
+            .create(
+                "cx.tower.webhook.authenticator",
+                json!({"name": format!("Open {endpoint}"), "code": "result = {'allowed': True}"}),
+            )
+            .await;
+        self.create(
+            "cx.tower.webhook",
+            json!({
+                "name": endpoint, "endpoint": endpoint, "authenticator_id": authenticator,
+                "code": code, "user_id": user_id,
+            }),
+        )
+        .await
+    }
+
     pub async fn write(&self, model: &str, id: i64, values: Value) {
         self.client
             .execute(&Call::on(model, "write", vec![id]).arg(values))
