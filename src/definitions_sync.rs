@@ -70,17 +70,21 @@ pub async fn start(
                 registry,
                 snapshots,
                 secrets: Arc::default(),
-                serving_snapshot: false,
+                serving_snapshot: None,
                 log_store,
                 retention_read_from: None,
                 addon: None,
                 metrics,
             };
-            if let Err(error) = source.sync().await {
+            // A cached snapshot is served at once (start within a second, whatever Odoo
+            // does) and confirmed in the background; without one, there is nothing to
+            // serve until Odoo answers, so the first sync is waited for.
+            let serving_cache = source.serve_cached();
+            if !serving_cache && let Err(error) = source.sync().await {
                 source.fall_back(&error);
             }
             let poll = Duration::from_secs_f64(settings.odoo_poll_secs);
-            tokio::spawn(source.run(poll, inbox));
+            tokio::spawn(source.run(poll, inbox, serving_cache));
         }
         (SourceKind::Odoo, None) => {
             return Err(LoadError(vec![Problem {
@@ -126,8 +130,8 @@ struct OdooSource {
     registry: Arc<RegistryHandle>,
     snapshots: SnapshotStore,
     secrets: Arc<SecretValues>,
-    /// The registry came from the cache, not from Odoo, since start.
-    serving_snapshot: bool,
+    /// When the snapshot served since start (not yet confirmed by Odoo) was cached.
+    serving_snapshot: Option<String>,
     log_store: LogStore,
     /// The client whose session last read the retention parameter.
     retention_read_from: Option<Arc<OdooClient>>,
@@ -137,10 +141,13 @@ struct OdooSource {
 }
 
 impl OdooSource {
-    async fn run(mut self, poll: Duration, mut inbox: mpsc::Receiver<ReloadReply>) {
+    async fn run(mut self, poll: Duration, mut inbox: mpsc::Receiver<ReloadReply>, sync_now: bool) {
         let mut ticker = tokio::time::interval(poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await;
+        if !sync_now {
+            // The first tick fires at once: skip it, the first sync just happened.
+            ticker.tick().await;
+        }
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
@@ -195,7 +202,7 @@ impl OdooSource {
             self.secrets = secrets;
             changed = true;
         }
-        if changed || !self.registry.is_loaded() || self.serving_snapshot {
+        if changed || !self.registry.is_loaded() || self.serving_snapshot.is_some() {
             let (registry, problems) = build_registry(self.mirror.snapshot(), &self.secrets);
             for problem in &problems {
                 log::warn!("definition not served: {problem}");
@@ -216,7 +223,7 @@ impl OdooSource {
             }
             let count = registry.webhooks().len();
             self.registry.install(registry, None);
-            self.serving_snapshot = false;
+            self.serving_snapshot = None;
             if let Err(error) = self
                 .snapshots
                 .save(self.mirror.snapshot(), &self.link.origin())
@@ -297,37 +304,43 @@ impl OdooSource {
         }
     }
 
-    /// Keeps serving what is served, saying why it may be stale; at start, serves the
-    /// cached snapshot if there is one.
-    fn fall_back(&mut self, error: &OdooError) {
-        let reason = format!("Odoo unreachable or refusing: {error}");
-        if self.registry.is_loaded() {
-            log::warn!("definitions may be stale: {reason}");
-            self.registry.set_stale(Some(reason));
-            return;
-        }
+    /// Serves the cached snapshot of this Odoo, if there is one; whether it did.
+    fn serve_cached(&mut self) -> bool {
         match self.snapshots.load(&self.link.origin()) {
             Ok(Some(saved)) => {
                 let (registry, _) = build_registry(&saved.snapshot, &self.secrets);
                 let stale = format!(
-                    "{reason}; serving the snapshot cached at {} UTC",
+                    "serving the snapshot of {} cached at {} UTC, not yet confirmed by Odoo",
+                    self.link.origin(),
                     saved.saved_at
                 );
-                log::warn!("{stale}");
+                log::info!("{stale}");
                 self.registry.install(registry, Some(stale));
                 self.mirror = Mirror::from_snapshot(saved.snapshot);
-                self.serving_snapshot = true;
+                self.serving_snapshot = Some(saved.saved_at);
+                true
             }
-            Ok(None) => {
-                let reason = format!("{reason}; no cached snapshot to serve");
-                log::error!("no definitions to serve: {reason}");
-                self.registry.set_not_loaded_reason(reason);
+            Ok(None) => false,
+            Err(error) => {
+                log::warn!("the cached definitions snapshot is unreadable: {error}");
+                false
             }
-            Err(cache_error) => {
-                let reason = format!("{reason}; the cached snapshot is unreadable: {cache_error}");
-                log::error!("no definitions to serve: {reason}");
-                self.registry.set_not_loaded_reason(reason);
-            }
+        }
+    }
+
+    /// Keeps serving what is served, saying why it may be stale.
+    fn fall_back(&mut self, error: &OdooError) {
+        let mut reason = format!("Odoo unreachable or refusing: {error}");
+        if let Some(saved_at) = &self.serving_snapshot {
+            reason.push_str(&format!("; serving the snapshot cached at {saved_at} UTC"));
+        }
+        if self.registry.is_loaded() {
+            log::warn!("definitions may be stale: {reason}");
+            self.registry.set_stale(Some(reason));
+        } else {
+            let reason = format!("{reason}; no cached snapshot to serve");
+            log::error!("no definitions to serve: {reason}");
+            self.registry.set_not_loaded_reason(reason);
         }
     }
 }

@@ -347,3 +347,41 @@ async fn log_retention_follows_odoo_when_the_service_user_may_read_it() {
     .await;
     assert_eq!(readiness(&admin).await.1["log_retention_days"], json!(7));
 }
+
+#[tokio::test]
+async fn a_start_while_odoo_hangs_serves_the_cached_snapshot_without_waiting_for_it() {
+    let odoo = TestOdoo::start().await;
+    let Some(emulator) = odoo.emulator() else {
+        return;
+    };
+    webhook(&odoo, "cached_hang", "still served").await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = data_dir.path().to_path_buf();
+    let first = spawn_app_on(&odoo, |s| s.data_dir = data.clone()).await;
+    assert_eq!(call(&first, "cached_hang").await.0, 200);
+    // Odoo accepts connections but answers nothing for a minute.
+    emulator
+        .control("POST", "/stall", Some(json!({"seconds": 60})))
+        .await;
+    let started = Instant::now();
+    let second = spawn_app_on(&odoo, |s| {
+        s.data_dir = data.clone();
+        s.odoo_timeout_secs = 20.0;
+    })
+    .await;
+    let (status, body) = readiness(&second).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the start waited {:?} for a hanging Odoo",
+        started.elapsed()
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["stale"].as_str().unwrap().contains("snapshot"),
+        "{body}"
+    );
+    assert_eq!(
+        call(&second, "cached_hang").await,
+        (200, json!("still served"))
+    );
+}
