@@ -37,6 +37,22 @@ pub enum Command {
     /// the log record; nothing is stored or shipped. The way to try a snippet before
     /// enabling it.
     Run(RunArgs),
+    /// Write Odoo's webhooks and authenticators as Cetmix Tower YAML files (no secret
+    /// values), one file per webhook.
+    Export {
+        /// Directory to write to (created if needed).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Create or update Odoo's webhooks and authenticators from YAML files, by reference.
+    /// Shows the plan; writes only with --apply.
+    Import {
+        /// Directory of Cetmix Tower YAML files.
+        dir: PathBuf,
+        /// Write the changes (without it, a dry run).
+        #[arg(long)]
+        apply: bool,
+    },
     /// Give the service user the right to create webhook logs in Odoo (needs an
     /// administrator's credentials; safe to run again).
     OdooSetup {
@@ -95,6 +111,16 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check => check(&settings),
         Command::Outbox { action } => outbox(&settings, action),
         Command::Run(request) => run_one(settings, request),
+        Command::Export { to } => with_odoo(&settings, |client| async move {
+            crate::yaml_sync::export(&client, &to)
+                .await
+                .map(|report| report.to_string())
+        }),
+        Command::Import { dir, apply } => with_odoo(&settings, |client| async move {
+            crate::yaml_sync::import(&client, &dir, apply)
+                .await
+                .map(|plan| plan.to_string())
+        }),
         Command::OdooSetup {
             admin_login,
             admin_api_key,
@@ -347,6 +373,43 @@ fn run_one(mut settings: Settings, request: RunArgs) -> ExitCode {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
+        }
+    })
+}
+
+/// Connects to the configured Odoo and runs `job`, printing what it says.
+fn with_odoo<F, Fut>(settings: &Settings, job: F) -> ExitCode
+where
+    F: FnOnce(crate::odoo::OdooClient) -> Fut,
+    Fut: std::future::Future<Output = Result<String, String>>,
+{
+    let Some(client_settings) = settings.odoo_client() else {
+        eprintln!(
+            "towerhook: this command needs Odoo: set odoo_url, odoo_db, odoo_login and odoo_api_key"
+        );
+        return ExitCode::FAILURE;
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let client = match crate::odoo::OdooClient::connect(&client_settings).await {
+            Ok(client) => client,
+            Err(error) => {
+                eprintln!("towerhook: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match job(client).await {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("towerhook: {error}");
+                ExitCode::FAILURE
+            }
         }
     })
 }
