@@ -11,7 +11,7 @@ use crate::log_store::LogStore;
 use crate::odoo::{Call, ErrorKind, OdooClient, OdooError};
 use crate::python::{self, SecretValues};
 use crate::registry::Registry;
-use crate::source::odoo::{AUTHENTICATOR_MODEL, Mirror, WEBHOOK_MODEL, build_registry};
+use crate::source::odoo::{AUTHENTICATOR_MODEL, WEBHOOK_MODEL, build_registry, read_all};
 use crate::source::yaml;
 use crate::startup::{engine_settings, local_secrets};
 
@@ -205,11 +205,9 @@ async fn check_odoo(settings: &Settings, report: &mut Report) -> Option<Registry
             Err(error) => report.problem(format!("checking create on {LOG_MODEL} failed: {error}")),
         }
     }
-    let mut mirror = Mirror::default();
-    match mirror.refresh(&client).await {
-        Ok(_) => {
-            let (registry, problems) =
-                build_registry(mirror.snapshot(), &Arc::new(SecretValues::new()));
+    match read_all(&client).await {
+        Ok(snapshot) => {
+            let (registry, problems) = build_registry(&snapshot, &Arc::new(SecretValues::new()));
             describe_registry(&registry, report);
             for problem in problems {
                 report.problem(format!("{problem} (fix the record in Odoo)"));

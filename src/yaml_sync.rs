@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::definitions::{SUPERUSER_ID, Webhook};
 use crate::odoo::{Call, OdooClient};
 use crate::source::odoo::{
-    AUTHENTICATOR_MODEL, AuthenticatorRow, Mirror, Snapshot, WEBHOOK_MODEL, WebhookRow,
+    AUTHENTICATOR_MODEL, AuthenticatorRow, Snapshot, WEBHOOK_MODEL, WebhookRow, read_all,
 };
 use crate::source::yaml;
 
@@ -89,6 +89,12 @@ fn authenticator_record(row: &AuthenticatorRow, top_level: bool) -> Authenticato
     }
 }
 
+async fn read_definitions(client: &OdooClient) -> Result<Snapshot, String> {
+    read_all(client)
+        .await
+        .map_err(|e| format!("reading the definitions from Odoo: {e}"))
+}
+
 /// What an export wrote.
 #[derive(Debug)]
 pub struct ExportReport {
@@ -117,12 +123,7 @@ impl fmt::Display for ExportReport {
 /// authenticator embedded, and each authenticator no webhook uses as
 /// `webhook_authenticator_<reference>.yaml`.
 pub async fn export(client: &OdooClient, dir: &Path) -> Result<ExportReport, String> {
-    let mut mirror = Mirror::default();
-    mirror
-        .refresh(client)
-        .await
-        .map_err(|e| format!("reading the definitions from Odoo: {e}"))?;
-    let snapshot = mirror.snapshot();
+    let snapshot = &read_definitions(client).await?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut files = Vec::new();
     let header = format!(
@@ -304,12 +305,7 @@ struct Step {
 pub async fn import(client: &OdooClient, dir: &Path, apply: bool) -> Result<ImportPlan, String> {
     let loaded = yaml::load_dir(dir, Arc::default()).map_err(|e| e.to_string())?;
     let registry = loaded.registry;
-    let mut mirror = Mirror::default();
-    mirror
-        .refresh(client)
-        .await
-        .map_err(|e| format!("reading the definitions from Odoo: {e}"))?;
-    let snapshot = mirror.snapshot();
+    let snapshot = &read_definitions(client).await?;
     let mut steps = Vec::new();
     for authenticator in registry.authenticators() {
         let wanted = json!({

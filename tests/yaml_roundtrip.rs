@@ -45,6 +45,16 @@ async fn populate(odoo: &TestOdoo) {
     }
 }
 
+/// The definitions of `populate`, exported to a fresh directory.
+async fn exported(source: &TestOdoo) -> tempfile::TempDir {
+    populate(source).await;
+    let dir = tempfile::tempdir().unwrap();
+    towerhook::yaml_sync::export(&source.client, dir.path())
+        .await
+        .unwrap();
+    dir
+}
+
 /// Everything exported, by reference.
 async fn definitions(odoo: &TestOdoo) -> BTreeMap<String, Value> {
     let mut found = BTreeMap::new();
@@ -181,11 +191,7 @@ async fn exported_files_read_back_the_same_in_pyyaml() {
     if source.emulator().is_none() {
         return;
     }
-    populate(&source).await;
-    let dir = tempfile::tempdir().unwrap();
-    towerhook::yaml_sync::export(&source.client, dir.path())
-        .await
-        .unwrap();
+    let dir = exported(&source).await;
     // Odoo reads these files with PyYAML: values like `yes`, `on`, `0755` and `1:20`
     // must come back as the same strings (the pyenv interpreter has PyYAML).
     let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -252,11 +258,7 @@ async fn import_errors_name_the_record_and_what_was_done() {
     if source.emulator().is_none() {
         return;
     }
-    populate(&source).await;
-    let dir = tempfile::tempdir().unwrap();
-    towerhook::yaml_sync::export(&source.client, dir.path())
-        .await
-        .unwrap();
+    let dir = exported(&source).await;
     let target = TestOdoo::start().await;
     // Another webhook already serves POST simple_ep.
     target.open_webhook("simple_ep", "pass", 1).await;

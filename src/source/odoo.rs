@@ -143,6 +143,13 @@ impl Mirror {
     }
 }
 
+/// Every webhook (inactive ones too) and authenticator, read once.
+pub async fn read_all(client: &OdooClient) -> Result<Snapshot, OdooError> {
+    let mut mirror = Mirror::default();
+    mirror.refresh(client).await?;
+    Ok(mirror.snapshot)
+}
+
 /// Lists ids and `write_date`s, reads only new, changed and unsettled records, drops
 /// deleted ones; true when the rows changed.
 async fn refresh_rows<R: Row>(
