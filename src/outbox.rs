@@ -11,13 +11,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value, json};
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::configuration::{Settings, SyncMode};
 use crate::log_store::{OutboxGauge, open_connection};
@@ -60,7 +62,6 @@ pub struct ShipperStatus {
     pub shipped: AtomicU64,
     pub dead_letters: AtomicU64,
     pub failures: AtomicU64,
-    stop: AtomicBool,
 }
 
 impl ShipperStatus {
@@ -78,29 +79,42 @@ impl ShipperStatus {
         *current = problem;
         changed
     }
+}
 
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+/// The running shipper: what it is doing, and how to stop it.
+pub struct ShipperHandle {
+    pub status: Arc<ShipperStatus>,
+    stop: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl ShipperHandle {
+    /// Stops shipping and waits for the shipper to end. A batch whose answer was not in
+    /// yet is sent again by the next start (at least once).
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 }
 
-/// Starts the shipper thread.
+/// Starts the shipper as a task of the Odoo runtime (`runtime`); its SQLite work runs on
+/// that runtime's blocking threads.
 pub fn start(
     settings: ShipperSettings,
     link: Arc<OdooLink>,
     gauge: Arc<OutboxGauge>,
-) -> Result<Arc<ShipperStatus>, String> {
+    runtime: &Handle,
+) -> Result<ShipperHandle, String> {
     let connection = open_connection(&settings.store, settings.sync)
         .map_err(|e| format!("outbox {}: {e}", settings.store.display()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the outbox runtime: {e}"))?;
     let status = Arc::new(ShipperStatus::default());
-    let mut shipper = Shipper {
+    let stop = CancellationToken::new();
+    let shipper = Shipper {
         settings,
-        connection,
-        runtime,
+        store: Store(Arc::new(Mutex::new(connection))),
         link,
         gauge,
         status: Arc::clone(&status),
@@ -108,11 +122,30 @@ pub fn start(
         references: HashMap::new(),
         delay: FIRST_RETRY,
     };
-    thread::Builder::new()
-        .name("towerhook-outbox".into())
-        .spawn(move || shipper.run())
-        .map_err(|e| format!("cannot start the outbox thread: {e}"))?;
-    Ok(status)
+    let task = runtime.spawn(shipper.run(stop.clone()));
+    Ok(ShipperHandle {
+        status,
+        stop,
+        task: Mutex::new(Some(task)),
+    })
+}
+
+/// The outbox's connection, used off the runtime's worker threads.
+#[derive(Clone)]
+struct Store(Arc<Mutex<Connection>>);
+
+impl Store {
+    async fn with<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> R + Send + 'static,
+    ) -> R {
+        let connection = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || {
+            work(&mut connection.lock().unwrap_or_else(|e| e.into_inner()))
+        })
+        .await
+        .expect("outbox database work does not panic")
+    }
 }
 
 /// How records are created in Odoo.
@@ -151,8 +184,7 @@ struct Pending {
 
 struct Shipper {
     settings: ShipperSettings,
-    connection: Connection,
-    runtime: tokio::runtime::Runtime,
+    store: Store,
     link: Arc<OdooLink>,
     gauge: Arc<OutboxGauge>,
     status: Arc<ShipperStatus>,
@@ -171,103 +203,128 @@ enum Stop {
 }
 
 impl Shipper {
-    fn run(&mut self) {
-        while !self.status.stop.load(Ordering::Relaxed) {
-            let batch = match self.next_batch() {
-                Ok(batch) => batch,
-                Err(error) => {
-                    log::error!("outbox: cannot read pending records: {error}");
-                    thread::sleep(Duration::from_secs(1));
-                    continue;
-                }
-            };
-            let Some(batch) = batch else {
-                thread::sleep(IDLE);
-                continue;
-            };
-            match self.ship(&batch) {
-                Ok(()) => {
-                    self.delay = FIRST_RETRY;
-                    if self.status.set_problem(None) {
-                        log::info!("outbox: shipping to Odoo again");
+    async fn run(mut self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                wait = self.round() => {
+                    if let Some(wait) = wait {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
                     }
                 }
-                Err(Stop::Later(error)) => self.wait_after(&error, &batch),
             }
         }
     }
 
-    /// The oldest pending records, once there are enough of them or the oldest is old
-    /// enough.
-    fn next_batch(&self) -> rusqlite::Result<Option<Vec<Pending>>> {
-        let mut query = self.connection.prepare_cached(
-            "SELECT id, request_id, create_date, webhook_id, webhook_reference, endpoint,
-                authenticator_id, authenticator_reference, request_method, request_headers,
-                request_payload, authentication_status, code_status, http_status,
-                result_message, error_message, user_id, ip_address, country_code, size
-             FROM webhook_log WHERE ship_state = 'pending' ORDER BY id LIMIT ?1",
-        )?;
-        let batch: Vec<Pending> = query
-            .query_map([self.settings.batch_size as i64], |row| {
-                Ok(Pending {
-                    id: row.get(0)?,
-                    request_id: row.get(1)?,
-                    create_date: row.get(2)?,
-                    webhook_id: row.get(3)?,
-                    webhook_reference: row.get(4)?,
-                    endpoint: row.get(5)?,
-                    authenticator_id: row.get(6)?,
-                    authenticator_reference: row.get(7)?,
-                    request_method: row.get(8)?,
-                    request_headers: row.get(9)?,
-                    request_payload: row.get(10)?,
-                    authentication_status: row.get(11)?,
-                    code_status: row.get(12)?,
-                    http_status: row.get(13)?,
-                    result_message: row.get(14)?,
-                    error_message: row.get(15)?,
-                    user_id: row.get(16)?,
-                    ip_address: row.get(17)?,
-                    country_code: row.get(18)?,
-                    size: row.get(19)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        if batch.is_empty() {
-            return Ok(None);
+    /// Ships one batch if one is due; how long to wait before the next round.
+    async fn round(&mut self) -> Option<Duration> {
+        let (batch_size, batch_age) = (self.settings.batch_size, self.settings.batch_age);
+        let batch = self
+            .store
+            .with(move |connection| next_batch(connection, batch_size, batch_age))
+            .await;
+        let batch = match batch {
+            Ok(Some(batch)) => batch,
+            Ok(None) => return Some(IDLE),
+            Err(error) => {
+                log::error!("outbox: cannot read pending records: {error}");
+                return Some(Duration::from_secs(1));
+            }
+        };
+        match self.ship(&batch).await {
+            Ok(()) => {
+                self.delay = FIRST_RETRY;
+                if self.status.set_problem(None) {
+                    log::info!("outbox: shipping to Odoo again");
+                }
+                None
+            }
+            Err(Stop::Later(error)) => Some(self.wait_after(&error, &batch).await),
         }
-        let full = batch.len() >= self.settings.batch_size;
-        let old_enough = age(&batch[0].create_date) >= self.settings.batch_age;
-        Ok((full || old_enough).then_some(batch))
     }
+}
 
-    fn ship(&mut self, batch: &[Pending]) -> Result<(), Stop> {
-        let client = self.client()?;
-        let writer = self.writer(&client)?;
-        let values = batch
-            .iter()
-            .map(|record| self.values(&client, record, writer, true))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(Stop::Later)?;
-        match self.create(&client, writer, values) {
+/// The oldest pending records, once there are enough of them or the oldest is old enough.
+fn next_batch(
+    connection: &mut Connection,
+    batch_size: usize,
+    batch_age: Duration,
+) -> rusqlite::Result<Option<Vec<Pending>>> {
+    let mut query = connection.prepare_cached(
+        "SELECT id, request_id, create_date, webhook_id, webhook_reference, endpoint,
+            authenticator_id, authenticator_reference, request_method, request_headers,
+            request_payload, authentication_status, code_status, http_status,
+            result_message, error_message, user_id, ip_address, country_code, size
+         FROM webhook_log WHERE ship_state = 'pending' ORDER BY id LIMIT ?1",
+    )?;
+    let batch: Vec<Pending> = query
+        .query_map([batch_size as i64], |row| {
+            Ok(Pending {
+                id: row.get(0)?,
+                request_id: row.get(1)?,
+                create_date: row.get(2)?,
+                webhook_id: row.get(3)?,
+                webhook_reference: row.get(4)?,
+                endpoint: row.get(5)?,
+                authenticator_id: row.get(6)?,
+                authenticator_reference: row.get(7)?,
+                request_method: row.get(8)?,
+                request_headers: row.get(9)?,
+                request_payload: row.get(10)?,
+                authentication_status: row.get(11)?,
+                code_status: row.get(12)?,
+                http_status: row.get(13)?,
+                result_message: row.get(14)?,
+                error_message: row.get(15)?,
+                user_id: row.get(16)?,
+                ip_address: row.get(17)?,
+                country_code: row.get(18)?,
+                size: row.get(19)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    if batch.is_empty() {
+        return Ok(None);
+    }
+    let full = batch.len() >= batch_size;
+    let old_enough = age(&batch[0].create_date) >= batch_age;
+    Ok((full || old_enough).then_some(batch))
+}
+
+impl Shipper {
+    async fn ship(&mut self, batch: &[Pending]) -> Result<(), Stop> {
+        let client = self.client().await?;
+        let writer = self.writer(&client).await?;
+        let mut values = Vec::with_capacity(batch.len());
+        for record in batch {
+            values.push(
+                self.values(&client, record, writer, true)
+                    .await
+                    .map_err(Stop::Later)?,
+            );
+        }
+        match self.create(&client, writer, values).await {
             Ok(ids) => {
-                self.mark_shipped(batch, &ids);
+                self.mark_shipped(batch, &ids).await;
                 Ok(())
             }
             Err(error) if rejected(&error) && batch.len() > 1 => {
                 // Somebody in the batch is refused: find out who, keeping the order.
                 for record in batch {
-                    self.ship_alone(&client, writer, record)?;
+                    self.ship_alone(&client, writer, record).await?;
                 }
                 Ok(())
             }
-            Err(error) if rejected(&error) => self.ship_alone(&client, writer, &batch[0]),
+            Err(error) if rejected(&error) => self.ship_alone(&client, writer, &batch[0]).await,
             Err(error) => Err(Stop::Later(error)),
         }
     }
 
     /// One record: as is, then once without references to Odoo records, then dead.
-    fn ship_alone(
+    async fn ship_alone(
         &mut self,
         client: &Arc<OdooClient>,
         writer: LogWriter,
@@ -277,8 +334,9 @@ impl Shipper {
         for with_references in [true, false] {
             let values = self
                 .values(client, record, writer, with_references)
+                .await
                 .map_err(Stop::Later)?;
-            match self.create(client, writer, vec![values]) {
+            match self.create(client, writer, vec![values]).await {
                 Ok(ids) => {
                     if !with_references {
                         log::warn!(
@@ -288,7 +346,7 @@ impl Shipper {
                             last.as_ref().map(ToString::to_string).unwrap_or_default()
                         );
                     }
-                    self.mark_shipped(std::slice::from_ref(record), &ids);
+                    self.mark_shipped(std::slice::from_ref(record), &ids).await;
                     return Ok(());
                 }
                 Err(error) if rejected(&error) => last = Some(error),
@@ -303,33 +361,43 @@ impl Shipper {
             record.request_method,
             record.endpoint
         );
-        if let Err(e) = self.connection.execute(
-            "UPDATE webhook_log SET ship_state = 'dead', attempts = attempts + 1, last_error = ?2
-             WHERE id = ?1",
-            params![record.id, error],
-        ) {
-            log::error!("outbox: cannot keep the dead letter: {e}");
+        let (id, gauge) = (record.id, Arc::clone(&self.gauge));
+        let size = record.size.max(0) as u64;
+        let kept = self
+            .store
+            .with(move |connection| {
+                connection.execute(
+                    "UPDATE webhook_log SET ship_state = 'dead', attempts = attempts + 1,
+                        last_error = ?2
+                     WHERE id = ?1",
+                    params![id, error],
+                )
+            })
+            .await;
+        match kept {
+            // A dead letter no longer waits for Odoo: it leaves the outbox's bound, and is
+            // pruned after the retention days, as Odoo would have deleted its log by then.
+            Ok(_) => gauge.remove(1, size),
+            Err(e) => log::error!("outbox: cannot keep the dead letter: {e}"),
         }
         self.status.dead_letters.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    fn client(&mut self) -> Result<Arc<OdooClient>, Stop> {
-        self.runtime
-            .block_on(self.link.client())
-            .map_err(Stop::Later)
+    async fn client(&mut self) -> Result<Arc<OdooClient>, Stop> {
+        self.link.client().await.map_err(Stop::Later)
     }
 
     /// The way the client's user may create logs: the addon's method when it is installed.
-    fn writer(&mut self, client: &Arc<OdooClient>) -> Result<LogWriter, Stop> {
+    async fn writer(&mut self, client: &Arc<OdooClient>) -> Result<LogWriter, Stop> {
         if let Some((known, writer)) = &self.writer
             && Arc::ptr_eq(known, client)
         {
             return Ok(*writer);
         }
-        let probe = self
-            .runtime
-            .block_on(client.execute(&Call::model(LOG_MODEL, ADDON_CREATE).arg(json!([]))));
+        let probe = client
+            .execute(&Call::model(LOG_MODEL, ADDON_CREATE).arg(json!([])))
+            .await;
         let writer = match probe {
             Ok(_) => LogWriter::Addon,
             Err(OdooError::Server(error)) if error.name.ends_with("AttributeError") => {
@@ -350,7 +418,7 @@ impl Shipper {
         Ok(writer)
     }
 
-    fn create(
+    async fn create(
         &self,
         client: &OdooClient,
         writer: LogWriter,
@@ -361,7 +429,7 @@ impl Shipper {
             LogWriter::Addon => Call::model(LOG_MODEL, ADDON_CREATE).arg(Value::Array(values)),
             LogWriter::Create => Call::model(LOG_MODEL, "create").arg(Value::Array(values)),
         };
-        let answer = self.runtime.block_on(client.execute(&call))?;
+        let answer = client.execute(&call).await?;
         // A list of ids (one per record), or one id for a single record.
         Ok(match answer {
             Value::Array(ids) => ids.iter().map(Value::as_i64).collect(),
@@ -372,7 +440,7 @@ impl Shipper {
 
     /// Odoo's values for a record; `with_references` false drops the many2one fields that
     /// may point at records deleted meanwhile.
-    fn values(
+    async fn values(
         &mut self,
         client: &OdooClient,
         record: &Pending,
@@ -385,15 +453,21 @@ impl Shipper {
             (
                 match record.webhook_id {
                     Some(id) => Some(id),
-                    None => self.resolve(client, "cx.tower.webhook", &record.webhook_reference)?,
+                    None => {
+                        self.resolve(client, "cx.tower.webhook", &record.webhook_reference)
+                            .await?
+                    }
                 },
                 match record.authenticator_id {
                     Some(id) => Some(id),
-                    None => self.resolve(
-                        client,
-                        "cx.tower.webhook.authenticator",
-                        &record.authenticator_reference,
-                    )?,
+                    None => {
+                        self.resolve(
+                            client,
+                            "cx.tower.webhook.authenticator",
+                            &record.authenticator_reference,
+                        )
+                        .await?
+                    }
                 },
                 record.user_id,
             )
@@ -417,7 +491,9 @@ impl Shipper {
         values.insert("error_message".into(), text(&record.error_message));
         values.insert("user_id".into(), id_or_false(user));
         values.insert("ip_address".into(), text(&record.ip_address));
-        let country = self.resolve(client, "res.country", &record.country_code)?;
+        let country = self
+            .resolve(client, "res.country", &record.country_code)
+            .await?;
         values.insert("country_id".into(), id_or_false(country));
         if writer == LogWriter::Addon {
             values.insert("towerhook_uid".into(), json!(record.request_id));
@@ -430,7 +506,7 @@ impl Shipper {
     }
 
     /// The id of the record with that reference (country: code), cached for a while.
-    fn resolve(
+    async fn resolve(
         &mut self,
         client: &OdooClient,
         model: &'static str,
@@ -449,37 +525,44 @@ impl Shipper {
         } else {
             "reference"
         };
-        let found = self.runtime.block_on(
-            client.execute(
+        let found = client
+            .execute(
                 &Call::model(model, "search")
                     .arg(json!([[field, "=", key]]))
                     .kwarg("limit", json!(1))
                     .kwarg("context", json!({"active_test": false})),
-            ),
-        )?;
+            )
+            .await?;
         let id = found.get(0).and_then(Value::as_i64);
         self.references
             .insert((model, key.to_string()), (id, Instant::now()));
         Ok(id)
     }
 
-    fn mark_shipped(&mut self, batch: &[Pending], ids: &[Option<i64>]) {
+    async fn mark_shipped(&mut self, batch: &[Pending], ids: &[Option<i64>]) {
         let shipped_at = crate::log_record::timestamp_now();
-        let result = (|| -> rusqlite::Result<()> {
-            let transaction = self.connection.transaction()?;
-            {
-                let mut update = transaction.prepare_cached(
-                    "UPDATE webhook_log SET ship_state = 'shipped', odoo_id = ?2, shipped_at = ?3,
-                        attempts = attempts + 1, last_error = NULL
-                     WHERE id = ?1",
-                )?;
-                for (index, record) in batch.iter().enumerate() {
-                    let odoo_id = ids.get(index).copied().flatten();
-                    update.execute(params![record.id, odoo_id, shipped_at])?;
+        let rows: Vec<(i64, Option<i64>)> = batch
+            .iter()
+            .enumerate()
+            .map(|(index, record)| (record.id, ids.get(index).copied().flatten()))
+            .collect();
+        let result = self
+            .store
+            .with(move |connection| -> rusqlite::Result<()> {
+                let transaction = connection.transaction()?;
+                {
+                    let mut update = transaction.prepare_cached(
+                        "UPDATE webhook_log SET ship_state = 'shipped', odoo_id = ?2,
+                            shipped_at = ?3, attempts = attempts + 1, last_error = NULL
+                         WHERE id = ?1",
+                    )?;
+                    for (id, odoo_id) in rows {
+                        update.execute(params![id, odoo_id, shipped_at])?;
+                    }
                 }
-            }
-            transaction.commit()
-        })();
+                transaction.commit()
+            })
+            .await;
         match result {
             Ok(()) => {
                 let bytes: i64 = batch.iter().map(|r| r.size).sum();
@@ -493,29 +576,41 @@ impl Shipper {
         }
     }
 
-    /// Backs off after a failure, saying once what is wrong and how to fix it.
-    fn wait_after(&mut self, error: &OdooError, batch: &[Pending]) {
+    /// Notes the failure, saying once what is wrong and how to fix it; how long to back
+    /// off.
+    async fn wait_after(&mut self, error: &OdooError, batch: &[Pending]) -> Duration {
         self.status.failures.fetch_add(1, Ordering::Relaxed);
         let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
-        let _ = self.connection.execute(
-            &format!(
-                "UPDATE webhook_log SET attempts = attempts + 1, last_error = ?1 WHERE id IN ({})",
-                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-            ),
-            [error.to_string()],
-        );
+        let text = error.to_string();
+        let noted = self
+            .store
+            .with(move |connection| {
+                connection.execute(
+                    &format!(
+                        "UPDATE webhook_log SET attempts = attempts + 1, last_error = ?1
+                         WHERE id IN ({})",
+                        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+                    ),
+                    [text],
+                )
+            })
+            .await;
+        if let Err(e) = noted {
+            log::error!("outbox: cannot note the failed attempt: {e}");
+        }
         let problem = operator_message(error, &self.link);
         if self.status.set_problem(Some(problem.clone())) {
             log::error!("outbox: {problem}");
         }
-        self.runtime.block_on(self.link.report(error));
+        self.link.report(error).await;
         if matches!(error, OdooError::LoginRefused { .. })
             || error.kind() == Some(ErrorKind::AccessDenied)
         {
             self.writer = None;
         }
-        thread::sleep(jittered(self.delay));
+        let wait = jittered(self.delay);
         self.delay = (self.delay * 2).min(self.settings.retry_max);
+        wait
     }
 }
 

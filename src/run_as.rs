@@ -1,18 +1,18 @@
 //! Whose rights webhook code uses over RPC: the webhook's "Run as User", logged in with the
-//! API key configured for it (`run_as_users`). The superuser (the module's default) runs
+//! API key configured for it (`run_as_users`). The superuser (the module's default) cannot
+//! log in: it runs as the administrator given for it (`1 = "<login>:<api key>"`), or else
 //! as the service user, who is what the module's `sudo` becomes over RPC.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::Mutex;
 
 use crate::configuration::RunAsPolicy;
 use crate::definitions::SUPERUSER_ID;
 use crate::log_throttle::LogThrottle;
-use crate::odoo::{Call, OdooError, OdooLink, Session};
+use crate::odoo::{Call, OdooError, OdooLink, Session, SingleFlight};
 
 /// A refused login is not tried again for this long: Odoo locks out an address after a
 /// few failures, and everybody behind it with it.
@@ -28,21 +28,43 @@ pub enum RunAsError {
     NoCredentials { uid: i64, login: String },
     #[error("logging in Odoo user {uid} failed: {reason}")]
     LoginFailed { uid: i64, reason: String },
+    #[error(
+        "run_as_users entry for the superuser (1) must be \"<login>:<api key>\" of an \
+         administrator: the superuser itself cannot log in"
+    )]
+    SuperuserEntry,
     #[error(transparent)]
     Odoo(#[from] OdooError),
 }
 
-pub struct RunAs {
-    link: Arc<OdooLink>,
-    /// user id or login → API key.
-    credentials: BTreeMap<String, String>,
-    policy: RunAsPolicy,
-    sessions: Mutex<HashMap<i64, Known>>,
+impl RunAsError {
+    /// How long the failure is answered from memory: transport failures say nothing about
+    /// the credentials and are not kept.
+    fn kept_for(&self) -> Duration {
+        match self {
+            RunAsError::Odoo(error) if error.is_retryable() => Duration::ZERO,
+            _ => FAILED_LOGIN_KEPT,
+        }
+    }
 }
 
-enum Known {
-    Session(Session),
-    Failed(RunAsError, Instant),
+/// Who the code of a webhook really runs as, for the snippet's `uid`/`user` and for
+/// `check`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Principal {
+    /// Logged in with its own key (or the superuser's administrator).
+    Own,
+    /// No key configured, `run_as_policy = "service"`, or the superuser without an
+    /// administrator: the service user's rights.
+    Service,
+}
+
+pub struct RunAs {
+    link: Arc<OdooLink>,
+    /// user id or login → API key (`login:key` for the superuser).
+    credentials: BTreeMap<String, String>,
+    policy: RunAsPolicy,
+    sessions: SingleFlight<i64, (Session, Principal), RunAsError>,
 }
 
 impl RunAs {
@@ -55,7 +77,7 @@ impl RunAs {
             link,
             credentials,
             policy,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: SingleFlight::default(),
         }
     }
 
@@ -63,101 +85,123 @@ impl RunAs {
         &self.link
     }
 
-    /// The service user's session (authenticators, the superuser).
+    /// The service user's session (authenticators: the module runs them with sudo).
     pub async fn service(&self) -> Result<Session, RunAsError> {
         Ok(self.link.client().await?.session().clone())
     }
 
     /// The session code running as `uid` calls with.
     pub async fn session(&self, uid: i64) -> Result<Session, RunAsError> {
-        if uid == SUPERUSER_ID {
-            return self.service().await;
-        }
-        let mut sessions = self.sessions.lock().await;
-        match sessions.get(&uid) {
-            Some(Known::Session(session)) => return Ok(session.clone()),
-            Some(Known::Failed(error, at)) if at.elapsed() < FAILED_LOGIN_KEPT => {
-                return Err(error.clone());
-            }
-            _ => {}
-        }
-        let result = self.log_in(uid).await;
-        match &result {
-            Ok(session) => {
-                sessions.insert(uid, Known::Session(session.clone()));
-            }
-            // A transport failure says nothing about the credentials: not remembered.
-            Err(RunAsError::Odoo(error)) if error.is_retryable() => {}
-            Err(error) => {
-                sessions.insert(uid, Known::Failed(error.clone(), Instant::now()));
-            }
-        }
-        result
+        self.resolve(uid).await.map(|(session, _)| session)
     }
 
-    async fn log_in(&self, uid: i64) -> Result<Session, RunAsError> {
-        let client = self.link.client().await?;
-        let login = self.login_of(uid).await?;
-        let key = self
-            .credentials
-            .get(&uid.to_string())
-            .or_else(|| self.credentials.get(&login));
-        let Some(key) = key else {
-            return match self.policy {
-                RunAsPolicy::Strict => Err(RunAsError::NoCredentials {
-                    uid,
-                    login: format!(" ({login})"),
-                }),
-                RunAsPolicy::Service => {
-                    static FALLBACKS: LogThrottle = LogThrottle::new(60);
-                    if FALLBACKS.report().is_some() {
-                        log::warn!(
-                            "webhook code of Odoo user {uid} ({login}) runs as the service user \
-                             {:?}: no credentials in run_as_users (run_as_policy = service)",
-                            client.session().login
-                        );
-                    }
-                    Ok(client.session().clone())
-                }
-            };
-        };
-        let session = client
-            .login(&login, key)
-            .await
-            .map_err(|error| match error {
-                OdooError::LoginRefused { .. } => RunAsError::LoginFailed {
-                    uid,
-                    reason: format!("the API key configured for {login:?} was refused"),
-                },
-                other => RunAsError::Odoo(other),
-            })?;
-        if session.uid != uid {
-            return Err(RunAsError::LoginFailed {
-                uid,
-                reason: format!(
-                    "the API key configured for it belongs to user {} ({:?})",
-                    session.uid, session.login
-                ),
-            });
+    /// The session for `uid` and whose rights it carries. Concurrent callers for the same
+    /// user share one login; other users' calls never wait for it.
+    pub async fn resolve(&self, uid: i64) -> Result<(Session, Principal), RunAsError> {
+        if uid == SUPERUSER_ID && self.superuser_entry().is_none() {
+            return Ok((self.service().await?, Principal::Service));
         }
-        Ok(session)
-    }
-
-    async fn login_of(&self, uid: i64) -> Result<String, RunAsError> {
-        let client = self.link.client().await?;
-        let rows = client
-            .execute(
-                &Call::on("res.users", "read", vec![uid])
-                    .arg(json!(["login"]))
-                    .kwarg("context", json!({"active_test": false})),
-            )
-            .await?;
-        rows.get(0)
-            .and_then(|row| row["login"].as_str())
-            .map(String::from)
-            .ok_or(RunAsError::NoCredentials {
-                uid,
-                login: " (no such user)".to_string(),
+        let (link, credentials, policy) = (
+            Arc::clone(&self.link),
+            self.credentials.clone(),
+            self.policy,
+        );
+        self.sessions
+            .get(&uid, RunAsError::kept_for, move || {
+                log_in(link, credentials, policy, uid)
             })
+            .await
     }
+
+    fn superuser_entry(&self) -> Option<&String> {
+        self.credentials
+            .get(&SUPERUSER_ID.to_string())
+            .or_else(|| self.credentials.get("__system__"))
+    }
+}
+
+async fn log_in(
+    link: Arc<OdooLink>,
+    credentials: BTreeMap<String, String>,
+    policy: RunAsPolicy,
+    uid: i64,
+) -> Result<(Session, Principal), RunAsError> {
+    let client = link.client().await?;
+    if uid == SUPERUSER_ID {
+        let entry = credentials
+            .get(&SUPERUSER_ID.to_string())
+            .or_else(|| credentials.get("__system__"))
+            .ok_or(RunAsError::SuperuserEntry)?;
+        let (login, key) = entry.split_once(':').ok_or(RunAsError::SuperuserEntry)?;
+        let session = client
+            .login(login.trim(), key.trim())
+            .await
+            .map_err(|error| refused(uid, login, error))?;
+        return Ok((session, Principal::Own));
+    }
+    let login = login_of(&link, uid).await?;
+    let key = credentials
+        .get(&uid.to_string())
+        .or_else(|| credentials.get(&login));
+    let Some(key) = key else {
+        return match policy {
+            RunAsPolicy::Strict => Err(RunAsError::NoCredentials {
+                uid,
+                login: format!(" ({login})"),
+            }),
+            RunAsPolicy::Service => {
+                static FALLBACKS: LogThrottle = LogThrottle::new(60);
+                if FALLBACKS.report().is_some() {
+                    log::warn!(
+                        "webhook code of Odoo user {uid} ({login}) runs as the service user \
+                         {:?}: no credentials in run_as_users (run_as_policy = service)",
+                        client.session().login
+                    );
+                }
+                Ok((client.session().clone(), Principal::Service))
+            }
+        };
+    };
+    let session = client
+        .login(&login, key)
+        .await
+        .map_err(|error| refused(uid, &login, error))?;
+    if session.uid != uid {
+        return Err(RunAsError::LoginFailed {
+            uid,
+            reason: format!(
+                "the API key configured for it belongs to user {} ({:?})",
+                session.uid, session.login
+            ),
+        });
+    }
+    Ok((session, Principal::Own))
+}
+
+fn refused(uid: i64, login: &str, error: OdooError) -> RunAsError {
+    match error {
+        OdooError::LoginRefused { .. } => RunAsError::LoginFailed {
+            uid,
+            reason: format!("the API key configured for {login:?} was refused"),
+        },
+        other => RunAsError::Odoo(other),
+    }
+}
+
+async fn login_of(link: &OdooLink, uid: i64) -> Result<String, RunAsError> {
+    let client = link.client().await?;
+    let rows = client
+        .execute(
+            &Call::on("res.users", "read", vec![uid])
+                .arg(json!(["login"]))
+                .kwarg("context", json!({"active_test": false})),
+        )
+        .await?;
+    rows.get(0)
+        .and_then(|row| row["login"].as_str())
+        .map(String::from)
+        .ok_or(RunAsError::NoCredentials {
+            uid,
+            login: " (no such user)".to_string(),
+        })
 }

@@ -14,8 +14,8 @@ use crate::geoip::GeoIp;
 use crate::ip_rules::IpList;
 use crate::log_store::{LogStore, StoreError};
 use crate::metrics::Metrics;
-use crate::odoo::{OdooLink, RpcObserver};
-use crate::outbox::{self, ShipperSettings, ShipperStatus};
+use crate::odoo::{OdooLink, OdooRuntime, RpcObserver};
+use crate::outbox::{self, ShipperHandle, ShipperSettings};
 use crate::python::{Engine, EngineSettings, InterpreterSettings, OdooAccess};
 use crate::registry::RegistryHandle;
 use crate::run_as::RunAs;
@@ -48,8 +48,11 @@ pub struct Services {
     pub log_store: LogStore,
     pub definitions: DefinitionsSync,
     /// The Odoo log sink's shipper, when logs go to Odoo.
-    pub shipper: Option<Arc<ShipperStatus>>,
+    pub shipper: Option<ShipperHandle>,
     pub odoo: Option<Arc<OdooLink>>,
+    /// Where every Odoo exchange runs (definitions, shipping, snippets' RPC), when Odoo is
+    /// configured. Only held, so that it lives as long as the tasks above that run on it.
+    _odoo_runtime: Option<OdooRuntime>,
     pub metrics: Arc<Metrics>,
     pub in_flight: InFlight,
     /// Shutting down: readiness says so, so that balancers stop sending calls.
@@ -70,29 +73,33 @@ impl Services {
         let odoo = settings
             .odoo_client()
             .map(|client| Arc::new(OdooLink::new(client, Some(Arc::clone(&observer)))));
+        let odoo_runtime = match &odoo {
+            Some(_) => Some(OdooRuntime::start().map_err(|e| {
+                StartupError::Python(format!("cannot start the Odoo runtime: {e}"))
+            })?),
+            None => None,
+        };
+        let odoo_handle = odoo_runtime.as_ref().map(OdooRuntime::handle);
         let registry = Arc::new(RegistryHandle::new());
         let definitions = definitions_sync::start(
             &settings,
             Arc::clone(&registry),
-            odoo.clone(),
+            odoo.clone().zip(odoo_handle.clone()),
             log_store.clone(),
             Arc::clone(&metrics),
         )
         .await?;
-        let odoo_access = match &odoo {
-            Some(link) => Some(Arc::new(
-                OdooAccess::new(
-                    RunAs::new(
-                        Arc::clone(link),
-                        settings.run_as_users.clone(),
-                        settings.run_as_policy,
-                    ),
-                    std::time::Duration::from_secs_f64(settings.odoo_timeout_secs),
-                )
-                .map_err(StartupError::Python)?,
-            )),
-            None => None,
-        };
+        let odoo_access = odoo.iter().zip(&odoo_handle).next().map(|(link, runtime)| {
+            Arc::new(OdooAccess::new(
+                runtime.clone(),
+                RunAs::new(
+                    Arc::clone(link),
+                    settings.run_as_users.clone(),
+                    settings.run_as_policy,
+                ),
+                std::time::Duration::from_secs_f64(settings.odoo_timeout_secs),
+            ))
+        });
         let engine = Arc::new(
             Engine::start(engine_settings(&settings), odoo_access).map_err(StartupError::Python)?,
         );
@@ -102,12 +109,13 @@ impl Services {
             settings.python_threads,
             settings.python_queue
         );
-        let shipper = match (settings.log_sink, &odoo) {
-            (SinkKind::Odoo, Some(link)) => Some(
+        let shipper = match (settings.log_sink, &odoo, &odoo_handle) {
+            (SinkKind::Odoo, Some(link), Some(runtime)) => Some(
                 outbox::start(
                     ShipperSettings::from(&settings),
                     Arc::clone(link),
                     Arc::clone(log_store.outbox()),
+                    runtime,
                 )
                 .map_err(StartupError::Outbox)?,
             ),
@@ -131,6 +139,7 @@ impl Services {
             definitions,
             shipper,
             odoo,
+            _odoo_runtime: odoo_runtime,
             metrics,
             in_flight: InFlight::default(),
             draining: AtomicBool::new(false),
@@ -149,7 +158,7 @@ impl Services {
     /// every record handed to the store.
     pub async fn shutdown(&self) {
         if let Some(shipper) = &self.shipper {
-            shipper.stop();
+            shipper.stop().await;
         }
         if let Err(error) = self.log_store.close().await {
             log::error!("log store did not close cleanly: {error}");

@@ -1,15 +1,22 @@
 //! The service's connection to Odoo, made on first use and made again after it was lost.
 
 use std::sync::Arc;
-
-use tokio::sync::Mutex;
+use std::time::Duration;
 
 use super::client::{ClientSettings, OdooClient, RpcObserver};
 use super::error::{ErrorKind, OdooError};
+use super::single_flight::SingleFlight;
+
+/// A failed connection is answered from memory this long: callers arriving right after a
+/// failure (tens of seconds of retries while Odoo is down) do not each start another one.
+const KEEP_UNREACHABLE: Duration = Duration::from_secs(2);
+/// A refused login is not tried again for this long: Odoo locks out an address after a few
+/// failures, and everybody behind it with it.
+const KEEP_REFUSED: Duration = Duration::from_secs(60);
 
 pub struct OdooLink {
     settings: ClientSettings,
-    client: Mutex<Option<Arc<OdooClient>>>,
+    client: SingleFlight<(), Arc<OdooClient>, OdooError>,
     observer: Option<Arc<dyn RpcObserver>>,
 }
 
@@ -17,7 +24,7 @@ impl OdooLink {
     pub fn new(settings: ClientSettings, observer: Option<Arc<dyn RpcObserver>>) -> Self {
         Self {
             settings,
-            client: Mutex::new(None),
+            client: SingleFlight::default(),
             observer,
         }
     }
@@ -31,29 +38,13 @@ impl OdooLink {
         format!("{} {}", self.settings.url, self.settings.database)
     }
 
-    /// The logged-in client, connecting first if needed. Concurrent callers wait for one
-    /// connection attempt instead of each logging in.
+    /// The logged-in client, connecting first if needed. Concurrent callers share one
+    /// connection attempt, and a failure is answered again for a short while.
     pub async fn client(&self) -> Result<Arc<OdooClient>, OdooError> {
-        let mut slot = self.client.lock().await;
-        if let Some(client) = slot.as_ref() {
-            return Ok(Arc::clone(client));
-        }
-        let mut client = OdooClient::connect(&self.settings).await?;
-        if let Some(observer) = &self.observer {
-            client = client.with_observer(Arc::clone(observer));
-        }
-        let client = Arc::new(client);
-        log::info!(
-            "connected to Odoo {} at {} ({}), database {:?} as {:?} (uid {})",
-            client.version().text,
-            self.settings.url,
-            client.protocol().as_str(),
-            self.settings.database,
-            self.settings.login,
-            client.session().uid
-        );
-        *slot = Some(Arc::clone(&client));
-        Ok(client)
+        let (settings, observer) = (self.settings.clone(), self.observer.clone());
+        self.client
+            .get(&(), keep_failure, move || connect(settings, observer))
+            .await
     }
 
     /// Forgets the client after an error that means its session is no longer good.
@@ -61,7 +52,35 @@ impl OdooLink {
         let stale_session = matches!(error, OdooError::LoginRefused { .. })
             || error.kind() == Some(ErrorKind::AccessDenied);
         if stale_session {
-            *self.client.lock().await = None;
+            self.client.forget(&());
         }
     }
+}
+
+fn keep_failure(error: &OdooError) -> Duration {
+    if matches!(error, OdooError::LoginRefused { .. }) {
+        KEEP_REFUSED
+    } else {
+        KEEP_UNREACHABLE
+    }
+}
+
+async fn connect(
+    settings: ClientSettings,
+    observer: Option<Arc<dyn RpcObserver>>,
+) -> Result<Arc<OdooClient>, OdooError> {
+    let mut client = OdooClient::connect(&settings).await?;
+    if let Some(observer) = observer {
+        client = client.with_observer(observer);
+    }
+    log::info!(
+        "connected to Odoo {} at {} ({}), database {:?} as {:?} (uid {})",
+        client.version().text,
+        settings.url,
+        client.protocol().as_str(),
+        settings.database,
+        settings.login,
+        client.session().uid
+    );
+    Ok(Arc::new(client))
 }

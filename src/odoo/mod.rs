@@ -5,10 +5,14 @@ mod error;
 mod json2;
 mod jsonrpc;
 mod link;
+mod runtime;
+mod single_flight;
 mod transport;
 mod xmlrpc;
 
 pub use client::{ClientSettings, OdooClient, RpcObserver, ServerVersion};
 pub use error::{ErrorKind, OdooError, ServerError};
 pub use link::OdooLink;
+pub use runtime::{OdooRuntime, wait_on};
+pub(crate) use single_flight::SingleFlight;
 pub use transport::{Call, Credentials, Protocol, Session, Transport, install_tls_provider};

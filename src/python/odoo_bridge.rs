@@ -9,45 +9,51 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use serde_json::{Map, Value};
 
+use tokio::runtime::Handle;
+
 use super::convert::{json_to_python, python_to_json};
-use crate::odoo::{Call, OdooError};
+use crate::odoo::{Call, OdooError, wait_on};
 use crate::run_as::{RunAs, RunAsError};
 
-/// Longest wait for the service user's uid before a snippet starts.
+/// Longest wait for the user a snippet runs as, before the snippet starts.
 const USER_LOOKUP_LIMIT: Duration = Duration::from_secs(2);
 
-/// What every bridge shares: the RPC runtime, the connection, the run-as users.
+/// Models whose records hold secret values (Cetmix's keys, their values and the vault)
+/// and Odoo's API keys: closed to snippets whatever the user's rights, since the service
+/// user (who may read them through the companion addon's group) runs every superuser
+/// webhook and authenticator.
+const SECRET_MODELS: &[&str] = &[
+    "cx.tower.key",
+    "cx.tower.key.value",
+    "cx.tower.vault",
+    "res.users.apikeys",
+];
+/// The companion addon's methods are towerhook's own: a snippet has no business with them.
+const ADDON_METHOD_PREFIX: &str = "towerhook_";
+
+/// What every bridge shares: the Odoo runtime, the connection, the run-as users.
 pub struct OdooAccess {
-    /// Taken out on drop: a runtime dropped inside another one's task would panic.
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Handle,
     run_as: RunAs,
     /// Longest wait for one call (the snippet's deadline may cut it shorter).
     call_timeout: Duration,
 }
 
 impl OdooAccess {
-    pub fn new(run_as: RunAs, call_timeout: Duration) -> Result<Self, String> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("towerhook-rpc")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the RPC runtime: {e}"))?;
-        Ok(Self {
-            runtime: Some(runtime),
+    pub fn new(runtime: Handle, run_as: RunAs, call_timeout: Duration) -> Self {
+        Self {
+            runtime,
             run_as,
             call_timeout,
-        })
+        }
     }
 
-    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime
-            .as_ref()
-            .expect("the RPC runtime lives as long as its owner")
-            .block_on(future)
-    }
-
-    async fn execute(&self, kind: &str, run_as_uid: i64, call: &Call) -> Result<Value, RunAsError> {
+    async fn execute(
+        self: Arc<Self>,
+        kind: String,
+        run_as_uid: i64,
+        call: Call,
+    ) -> Result<Value, RunAsError> {
         let session = if kind == "authenticator" {
             // The module runs authenticators with sudo: over RPC, the service user.
             self.run_as.service().await?
@@ -55,16 +61,35 @@ impl OdooAccess {
             self.run_as.session(run_as_uid).await?
         };
         let client = self.run_as.link().client().await?;
-        Ok(client.execute_as(&session, call).await?)
+        Ok(client.execute_as(&session, &call).await?)
+    }
+
+    /// `(uid, login)` of the user whose rights the snippet's calls carry.
+    async fn principal(self: Arc<Self>, kind: String, run_as_uid: i64) -> Option<(i64, String)> {
+        let session = if kind == "authenticator" {
+            self.run_as.service().await.ok()?
+        } else {
+            self.run_as.session(run_as_uid).await.ok()?
+        };
+        Some((session.uid, session.login))
     }
 }
 
-impl Drop for OdooAccess {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+/// Why a snippet may not make this call, if it may not.
+fn refusal(call: &Call) -> Option<String> {
+    if call.method.starts_with(ADDON_METHOD_PREFIX) {
+        return Some(format!(
+            "You are not allowed to call {}.{} from webhook code (towerhook's own method)",
+            call.model, call.method
+        ));
     }
+    SECRET_MODELS.contains(&call.model.as_str()).then(|| {
+        format!(
+            "You are not allowed to access '{}' ({}) records from webhook code: they hold \
+             secret values",
+            call.model, call.model
+        )
+    })
 }
 
 /// One call's bridge: who the webhook code runs as, and how long the snippet has left.
@@ -118,6 +143,12 @@ impl OdooBridge {
             args,
             kwargs,
         };
+        if let Some(reason) = refusal(&call) {
+            return PyTuple::new(
+                py,
+                ["error", "odoo.exceptions.AccessError", reason.as_str()],
+            );
+        }
         let remaining: f64 = self.remaining.bind(py).call0()?.extract()?;
         let limit = if remaining.is_finite() {
             self.access
@@ -127,20 +158,16 @@ impl OdooBridge {
             self.access.call_timeout
         };
         let access = Arc::clone(&self.access);
-        let (kind, uid) = (kind.to_string(), self.run_as_uid);
+        let future = Arc::clone(&access).execute(kind.to_string(), self.run_as_uid, call);
         // The GIL is released while Odoo answers: other snippets run meanwhile.
-        let answer = py.detach(move || {
-            access.block_on(async {
-                tokio::time::timeout(limit, access.execute(&kind, uid, &call)).await
-            })
-        });
+        let answer = py.detach(|| wait_on(&access.runtime, limit, future));
         let (name, message) = match answer {
-            Ok(Ok(value)) => {
+            Some(Ok(value)) => {
                 let value = json_to_python(py, &value)?;
                 return PyTuple::new(py, [pyo3::types::PyString::new(py, "ok").into_any(), value]);
             }
-            Ok(Err(error)) => describe(&error),
-            Err(_) => (
+            Some(Err(error)) => describe(&error),
+            None => (
                 "towerhook.Unreachable".to_string(),
                 format!("Odoo did not answer within {:.1} s", limit.as_secs_f64()),
             ),
@@ -148,23 +175,18 @@ impl OdooBridge {
         PyTuple::new(py, ["error".to_string(), name, message])
     }
 
-    /// `(uid, login)` of the user a snippet of `kind` runs as (`login` may be None): the
-    /// webhook's "Run as User", or for authenticators (sudo in the module) the service user.
+    /// `(uid, login)` of the user whose rights a snippet of `kind` uses: for webhook code
+    /// the user its "Run as User" logs in as (the superuser's administrator, or the service
+    /// user where towerhook falls back to it), for authenticators (sudo in the module) the
+    /// service user. `(0, None)` when Odoo cannot tell within a short wait.
     fn user(&self, py: Python<'_>, kind: &str) -> (i64, Option<String>) {
-        if kind != "authenticator" {
-            return (self.run_as_uid, None);
-        }
+        let access = Arc::clone(&self.access);
+        let future = Arc::clone(&access).principal(kind.to_string(), self.run_as_uid);
         // Asked before the snippet's deadline starts: connecting (if still needed) is bounded.
-        let link = self.access.run_as.link();
-        let client = py.detach(|| {
-            self.access
-                .block_on(tokio::time::timeout(USER_LOOKUP_LIMIT, link.client()))
-        });
-        let uid = match client {
-            Ok(Ok(client)) => client.session().uid,
-            _ => 0,
-        };
-        (uid, Some(link.settings().login.clone()))
+        match py.detach(|| wait_on(&access.runtime, USER_LOOKUP_LIMIT, future)) {
+            Some(Some((uid, login))) => (uid, Some(login)),
+            _ => (0, None),
+        }
     }
 
     /// The base context of the calls (empty: Odoo applies the user's own settings).
@@ -176,7 +198,9 @@ impl OdooBridge {
 /// An error as the sandbox raises it: Odoo's exception name and message.
 fn describe(error: &RunAsError) -> (String, String) {
     match error {
-        RunAsError::NoCredentials { .. } | RunAsError::LoginFailed { .. } => {
+        RunAsError::NoCredentials { .. }
+        | RunAsError::LoginFailed { .. }
+        | RunAsError::SuperuserEntry => {
             ("towerhook.RunAsUnavailable".to_string(), error.to_string())
         }
         RunAsError::Odoo(OdooError::Server(server)) => {

@@ -54,6 +54,6 @@ fn outbox_state(services: &Services) -> serde_json::Value {
     json!({
         "unshipped_records": gauge.records.load(std::sync::atomic::Ordering::Relaxed),
         "unshipped_bytes": gauge.bytes.load(std::sync::atomic::Ordering::Relaxed),
-        "problem": shipper.problem(),
+        "problem": shipper.status.problem(),
     })
 }

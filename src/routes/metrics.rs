@@ -21,7 +21,7 @@ pub async fn metrics(services: web::Data<Services>) -> HttpResponse {
     if let Some(shipper) = &services.shipper {
         metrics
             .shipped_records
-            .set(shipper.shipped.load(Ordering::Relaxed) as i64);
+            .set(shipper.status.shipped.load(Ordering::Relaxed) as i64);
         let store = services.log_store.clone();
         // A small read of the store; kept off the worker thread.
         match web::block(move || store.outbox_details()).await {

@@ -1,0 +1,67 @@
+//! The one runtime every Odoo exchange of the service runs on.
+//!
+//! reqwest keeps a pool of connections per client, and a pooled connection is driven by a
+//! task of the runtime that opened it. Shared between runtimes of which one sleeps between
+//! its own calls (a current-thread runtime inside a `block_on`), a connection taken from
+//! the pool by another runtime waits for the sleeper: RPC calls stall until their timeout
+//! (reqwest issues #1933, #2501). So the definitions sync, the log shipper and the RPC of
+//! snippets all run as tasks of this runtime, whose worker threads never block.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::runtime::{Handle, Runtime};
+
+/// Worker threads: Odoo exchanges wait on the network, they hardly use a core.
+const WORKER_THREADS: usize = 2;
+
+pub struct OdooRuntime {
+    /// Taken out on drop: a runtime dropped inside another runtime's task would panic.
+    runtime: Option<Runtime>,
+}
+
+impl OdooRuntime {
+    pub fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(WORKER_THREADS)
+            .thread_name("towerhook-odoo")
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            runtime: Some(runtime),
+        })
+    }
+
+    pub fn handle(&self) -> Handle {
+        self.runtime
+            .as_ref()
+            .expect("the Odoo runtime lives as long as its owner")
+            .handle()
+            .clone()
+    }
+}
+
+impl Drop for OdooRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Runs `future` on `runtime` within `limit` and waits for it on the calling thread, which
+/// must not be a runtime's own (a snippet thread, a blocking task). `None`: the limit
+/// passed, or the runtime is shutting down.
+pub fn wait_on<F>(runtime: &Handle, limit: Duration, future: F) -> Option<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (answer, answered) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        if let Ok(output) = tokio::time::timeout(limit, future).await {
+            let _ = answer.send(output);
+        }
+    });
+    answered.recv().ok()
+}
