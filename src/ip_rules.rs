@@ -97,9 +97,9 @@ pub fn effective_client_ip(
     if !trusted_proxies.contains(peer) {
         return Some(peer);
     }
-    ["X-Forwarded-For", "X-Real-Ip"]
-        .iter()
-        .filter_map(|name| headers.get(name))
+    [headers.forwarded_for(), headers.real_ip()]
+        .into_iter()
+        .flatten()
         .find_map(|value| client_from_chain(value, &trusted_proxies))
         .or(Some(peer))
 }

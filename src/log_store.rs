@@ -11,7 +11,7 @@
 //! good. With the local sink records stay `local` and are pruned after the retention.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,8 +25,9 @@ use crate::log_record::LogRecord;
 
 /// Records committed in one transaction at most.
 const MAX_BATCH: usize = 1024;
-/// Records kept in memory while the disk refuses them.
-const MAX_RETRY_BUFFER: usize = 100_000;
+/// Records held in memory while the disk refuses them, beyond which new calls are refused
+/// (503): a record once accepted is never dropped.
+const MAX_HELD: usize = 100_000;
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often an idle writer looks at its chores (pruning, a changed retention).
@@ -67,9 +68,6 @@ CREATE INDEX IF NOT EXISTS webhook_log_create_date ON webhook_log (create_date);
 CREATE INDEX IF NOT EXISTS webhook_log_ship_state ON webhook_log (ship_state, id);
 ";
 
-/// States that hold a record back from pruning: not yet in Odoo.
-pub const UNSHIPPED: &str = "('pending', 'dead')";
-
 /// How the store is used.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -77,12 +75,14 @@ pub struct StoreOptions {
     pub retention_days: u32,
     /// Records go to Odoo (`pending`) rather than staying local.
     pub ship: bool,
-    /// Bound of the records not yet in Odoo; beyond it new calls are refused.
+    /// Bound of the records not yet in Odoo, and of those held in memory while the disk
+    /// refuses them; beyond it new calls are refused.
     pub max_unshipped_records: u64,
     pub max_unshipped_bytes: u64,
 }
 
-/// Records not yet in Odoo, kept current by the writer and the shipper.
+/// Records not yet in Odoo, kept current by the writer and the shipper. Dead letters are
+/// not counted: they no longer wait for Odoo.
 #[derive(Debug, Default)]
 pub struct OutboxGauge {
     pub records: AtomicU64,
@@ -156,6 +156,9 @@ enum Message {
 pub struct LogStore {
     sender: Sender<Message>,
     health: Arc<Mutex<Option<String>>>,
+    /// Records the disk refused, held in memory by the writer until a commit succeeds.
+    held: Arc<AtomicUsize>,
+    max_held: usize,
     retention_days: Arc<AtomicU32>,
     outbox: Arc<OutboxGauge>,
     path: PathBuf,
@@ -184,11 +187,13 @@ impl LogStore {
         });
         let (sender, receiver) = crossbeam_channel::unbounded();
         let health = Arc::new(Mutex::new(None));
+        let held = Arc::new(AtomicUsize::new(0));
         let retention_days = Arc::new(AtomicU32::new(options.retention_days));
         let writer = Writer {
             connection,
             receiver,
             health: Arc::clone(&health),
+            held: Arc::clone(&held),
             retention_days: Arc::clone(&retention_days),
             outbox: Arc::clone(&outbox),
             initial_state: if options.ship { "pending" } else { "local" },
@@ -199,9 +204,15 @@ impl LogStore {
             .name("towerhook-log-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| open_error(format!("cannot start writer: {e}")))?;
+        let max_held = match options.max_unshipped_records {
+            0 => MAX_HELD,
+            bound => MAX_HELD.min(bound as usize),
+        };
         Ok(Self {
             sender,
             health,
+            held,
+            max_held,
             retention_days,
             outbox,
             path: path.to_path_buf(),
@@ -235,6 +246,20 @@ impl LogStore {
     /// The records not yet in Odoo and their bound.
     pub fn outbox(&self) -> &Arc<OutboxGauge> {
         &self.outbox
+    }
+
+    /// Why a new call cannot be accepted, if it cannot: its record could not be kept. The
+    /// outbox is full, or the disk has refused records for so long that the writer holds
+    /// too many in memory. Calls already accepted are never dropped.
+    pub fn refuses_new_calls(&self) -> Option<String> {
+        let held = self.held.load(Ordering::Relaxed);
+        if held >= self.max_held {
+            return Some(format!(
+                "the log store cannot commit and holds {held} records in memory ({})",
+                self.health_problem().unwrap_or_default()
+            ));
+        }
+        self.outbox.full()
     }
 
     /// Retention from now on (Odoo's "Keep Webhook Logs for (days)" when readable).
@@ -280,9 +305,7 @@ impl LogStore {
 /// Records and bytes not yet in Odoo.
 fn unshipped(connection: &Connection) -> rusqlite::Result<(u64, u64)> {
     connection.query_row(
-        &format!(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM webhook_log WHERE ship_state IN {UNSHIPPED}"
-        ),
+        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM webhook_log WHERE ship_state = 'pending'",
         [],
         |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
     )
@@ -308,6 +331,7 @@ struct Writer {
     connection: Connection,
     receiver: Receiver<Message>,
     health: Arc<Mutex<Option<String>>>,
+    held: Arc<AtomicUsize>,
     retention_days: Arc<AtomicU32>,
     outbox: Arc<OutboxGauge>,
     /// `pending` (Odoo sink) or `local`.
@@ -387,6 +411,7 @@ impl Writer {
                         self.retry.len()
                     );
                     self.retry.clear();
+                    self.held.store(0, Ordering::Relaxed);
                 }
                 self.set_health(None);
                 for reply in replies {
@@ -401,13 +426,7 @@ impl Writer {
                     self.retry.len() + records.len()
                 );
                 self.retry.extend(records);
-                if self.retry.len() > MAX_RETRY_BUFFER {
-                    let dropped = self.retry.len() - MAX_RETRY_BUFFER;
-                    self.retry.drain(..dropped);
-                    log::error!(
-                        "log store: {dropped} record(s) dropped, the disk refused them for too long"
-                    );
-                }
+                self.held.store(self.retry.len(), Ordering::Relaxed);
                 self.set_health(Some(format!("log store not writable: {message}")));
                 for reply in replies {
                     let _ = reply.send(Err(StoreError::Commit(message.clone())));
@@ -434,12 +453,13 @@ impl Writer {
         let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
             .format("%Y-%m-%d %H:%M:%S%.6f")
             .to_string();
-        // Never what Odoo has not received yet; shipped copies after an hour.
+        // Never what Odoo has not received yet; shipped copies after an hour; dead letters
+        // after the retention, as Odoo would have deleted them by then.
         let shipped_cutoff = (chrono::Utc::now() - chrono::Duration::hours(1))
             .format("%Y-%m-%d %H:%M:%S%.6f")
             .to_string();
         match self.connection.execute(
-            "DELETE FROM webhook_log WHERE (ship_state = 'local' AND create_date < ?1)
+            "DELETE FROM webhook_log WHERE (ship_state IN ('local', 'dead') AND create_date < ?1)
                 OR (ship_state = 'shipped' AND shipped_at < ?2)",
             [&cutoff, &shipped_cutoff],
         ) {

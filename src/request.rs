@@ -41,46 +41,76 @@ impl fmt::Display for HttpMethod {
     }
 }
 
-/// Request headers as `dict(request.httprequest.headers)` gives them in Odoo: names
-/// Title-Cased (`X-Hub-Signature-256`), repeated headers joined with a comma, values decoded
-/// as latin-1 like WSGI does. Sorted by name, since the HTTP layer does not keep order.
+/// Request headers as `dict(request.httprequest.headers)` gives them in Odoo 18 (werkzeug
+/// 2.2's WSGI environ): in arrival order, names Title-Cased (`X-Hub-Signature-256`), `_` in
+/// a name read as `-` (`X_Under_Score` arrives as `X-Under-Score`), repeated headers joined
+/// with a comma at the place of the first one (`Content-Type` and `Content-Length`: the
+/// last one wins, and an empty one is absent), values decoded as latin-1 like WSGI does.
+///
+/// The addresses proxies add (`X-Forwarded-For`, `X-Real-IP`) are kept apart as they came
+/// with dashes only: a client behind a proxy that passes underscores could otherwise slip
+/// an `X_Forwarded_For` into the chain the trusted proxy vouches for.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RequestHeaders(Vec<(String, String)>);
+pub struct RequestHeaders {
+    headers: Vec<(String, String)>,
+    forwarded_for: Option<String>,
+    real_ip: Option<String>,
+}
+
+/// werkzeug does not join these: the environ keeps the last one.
+const SINGLE: [&str; 2] = ["Content-Type", "Content-Length"];
 
 impl RequestHeaders {
-    /// Builds the werkzeug view from raw (name, value) pairs in arrival order. Names
-    /// containing `_` are dropped, as werkzeug's server does (they would otherwise collide
-    /// with their dashed twin, e.g. `X_Forwarded_For`).
+    /// Builds the werkzeug view from raw (name, value) pairs in arrival order.
     pub fn from_raw<'a>(raw: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Self {
-        let mut headers: Vec<(String, String)> = Vec::new();
-        for (name, value) in raw {
-            if name.contains('_') {
-                continue;
-            }
-            let name = title_case(name);
+        let mut shaped = Self::default();
+        for (raw_name, value) in raw {
             let value = latin1(value);
-            match headers.iter_mut().find(|(existing, _)| *existing == name) {
+            if raw_name.eq_ignore_ascii_case("x-forwarded-for") {
+                join(&mut shaped.forwarded_for, &value);
+            } else if raw_name.eq_ignore_ascii_case("x-real-ip") {
+                join(&mut shaped.real_ip, &value);
+            }
+            let name = title_case(&raw_name.replace('_', "-"));
+            let single = SINGLE.contains(&name.as_str());
+            match shaped.headers.iter_mut().find(|(known, _)| *known == name) {
+                Some((_, kept)) if single => *kept = value,
                 Some((_, joined)) => {
                     joined.push(',');
                     joined.push_str(&value);
                 }
-                None => headers.push((name, value)),
+                None => shaped.headers.push((name, value)),
             }
         }
-        headers.sort_by(|a, b| a.0.cmp(&b.0));
-        Self(headers)
+        shaped
+            .headers
+            .retain(|(name, value)| !(value.is_empty() && SINGLE.contains(&name.as_str())));
+        shaped
     }
 
-    /// Already-shaped pairs (tests, `towerhook run`).
+    /// Already-shaped pairs, in the order given (tests, `towerhook run`).
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
-        let mut headers: Vec<(String, String)> = pairs.into_iter().collect();
-        headers.sort_by(|a, b| a.0.cmp(&b.0));
-        Self(headers)
+        let pairs: Vec<(String, String)> = pairs.into_iter().collect();
+        Self::from_raw(
+            pairs
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        )
+    }
+
+    /// `X-Forwarded-For` as proxies send it (dashed names only), joined in arrival order.
+    pub fn forwarded_for(&self) -> Option<&str> {
+        self.forwarded_for.as_deref()
+    }
+
+    /// `X-Real-IP` as proxies send it (dashed names only).
+    pub fn real_ip(&self) -> Option<&str> {
+        self.real_ip.as_deref()
     }
 
     /// Case-insensitive lookup.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.headers
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
@@ -98,16 +128,27 @@ impl RequestHeaders {
         })
     }
 
+    /// In arrival order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.headers.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.headers.is_empty()
+    }
+}
+
+fn join(kept: &mut Option<String>, value: &str) {
+    match kept {
+        Some(joined) => {
+            joined.push(',');
+            joined.push_str(value);
+        }
+        None => *kept = Some(value.to_string()),
     }
 }
 
@@ -162,16 +203,38 @@ mod tests {
     }
 
     #[test]
-    fn repeated_headers_are_joined_and_underscored_names_dropped() {
+    fn headers_keep_arrival_order_and_underscores_read_as_dashes() {
         let headers = RequestHeaders::from_raw([
+            ("x-zeta", b"1".as_slice()),
             ("x-forwarded-for", b"1.1.1.1".as_slice()),
             ("X_Forwarded_For", b"6.6.6.6".as_slice()),
             ("X-Forwarded-For", b"2.2.2.2".as_slice()),
             ("x-name", b"caf\xe9".as_slice()),
+            ("content-type", b"text/plain".as_slice()),
+            ("Content_Type", b"application/json".as_slice()),
+            ("content-length", b"".as_slice()),
+            ("accept", b"*/*".as_slice()),
         ]);
-        assert_eq!(headers.get("x-forwarded-for"), Some("1.1.1.1,2.2.2.2"));
+        let names: Vec<&str> = headers.iter().map(|(name, _)| name).collect();
+        assert_eq!(
+            names,
+            [
+                "X-Zeta",
+                "X-Forwarded-For",
+                "X-Name",
+                "Content-Type",
+                "Accept"
+            ]
+        );
+        // What snippets see joins every spelling, as werkzeug does...
+        assert_eq!(
+            headers.get("x-forwarded-for"),
+            Some("1.1.1.1,6.6.6.6,2.2.2.2")
+        );
+        // ...but the chain a proxy vouches for holds only the dashed headers.
+        assert_eq!(headers.forwarded_for(), Some("1.1.1.1,2.2.2.2"));
         assert_eq!(headers.get("X-Name"), Some("café"));
-        assert_eq!(headers.len(), 2);
+        assert_eq!(headers.get("Content-Type"), Some("application/json"));
     }
 
     #[test]

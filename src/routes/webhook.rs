@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
-    ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER,
+    ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
 };
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::{Bytes, BytesMut};
@@ -26,18 +26,13 @@ pub async fn call(
     let call = IncomingCall {
         request_id: request_id.clone(),
         method,
-        endpoint: request.match_info().query("endpoint").to_string(),
-        headers: RequestHeaders::from_raw(
-            request
-                .headers()
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_bytes())),
-        ),
+        endpoint: endpoint(&request),
+        headers: RequestHeaders::from_raw(in_arrival_order(request.headers())),
         query: request.query_string().to_string(),
         peer: request.peer_addr().map(|addr| addr.ip().to_canonical()),
     };
-    // A full outbox refuses new calls rather than dropping what it holds.
-    if let Some(reason) = services.log_store.outbox().full() {
+    // A call whose record cannot be kept is refused rather than dropping records.
+    if let Some(reason) = services.log_store.refuses_new_calls() {
         static REFUSALS: LogThrottle = LogThrottle::new(10);
         if let Some(more) = REFUSALS.report() {
             log::error!(
@@ -92,13 +87,34 @@ pub async fn call(
             response
         }
         Err(error) => {
-            log::error!("webhook call task failed: {error}");
+            log::error!("webhook call {request_id} failed: {error}");
             crate::routes::json_message(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "towerhook internal error",
+                &pipeline::internal_error_message(&request_id),
             )
         }
     }
+}
+
+/// The endpoint the module's route would match: Odoo's routes do not use strict slashes,
+/// so `/cetmix_tower_webhooks/hook/` runs `hook`.
+fn endpoint(request: &HttpRequest) -> String {
+    let path = request.match_info().query("endpoint");
+    path.strip_suffix('/').unwrap_or(path).to_string()
+}
+
+/// The request's headers in the order they arrived, as the module's code sees them. actix
+/// keeps headers in a hash map, but every value it parses is a slice of the one buffer
+/// holding the request head, so the values' addresses give the arrival order back. Should
+/// a later actix copy values elsewhere, the order would be lost: `tests/parity.rs` checks
+/// it through a real socket.
+fn in_arrival_order(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
+    let mut pairs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect();
+    pairs.sort_by_key(|(_, value)| value.as_ptr() as usize);
+    pairs
 }
 
 /// Seconds a caller is asked to wait while the outbox is full.
