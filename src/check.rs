@@ -1,16 +1,19 @@
 //! `towerhook check`: everything `serve` needs, verified up front, every problem listed
 //! with what to do about it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use crate::companion::{self, AddonState};
 use crate::configuration::{Settings, SourceKind};
+use crate::definitions::SUPERUSER_ID;
 use crate::log_store::LogStore;
-use crate::odoo::{Call, ErrorKind, OdooClient, OdooError};
+use crate::odoo::{Call, ClientSettings, ErrorKind, OdooClient, OdooError, OdooLink};
 use crate::python::{self, SecretValues};
 use crate::registry::Registry;
+use crate::run_as::{Principal, RunAs};
 use crate::source::odoo::{AUTHENTICATOR_MODEL, WEBHOOK_MODEL, build_registry, read_all};
 use crate::source::yaml;
 use crate::startup::{engine_settings, local_secrets};
@@ -218,11 +221,68 @@ async fn check_odoo(settings: &Settings, report: &mut Report) -> Option<Registry
                     addon.explain(&client_settings.login)
                 ));
             }
+            check_run_as(settings, client_settings.clone(), &registry, report).await;
             Some(registry)
         }
         Err(error) => {
             report.problem(format!("reading the definitions failed: {error}"));
             None
+        }
+    }
+}
+
+/// Logs in every "Run as User" of the active webhooks once, as `serve` would on their
+/// first call, and says whose rights each group of webhooks gets.
+async fn check_run_as(
+    settings: &Settings,
+    client_settings: ClientSettings,
+    registry: &Registry,
+    report: &mut Report,
+) {
+    let mut by_user: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+    for webhook in registry.webhooks().iter().filter(|w| w.active) {
+        by_user
+            .entry(webhook.user_id)
+            .or_default()
+            .push(&webhook.reference);
+    }
+    if by_user.is_empty() {
+        return;
+    }
+    let service_login = client_settings.login.clone();
+    let run_as = RunAs::new(
+        Arc::new(OdooLink::new(client_settings, None)),
+        settings.run_as_users.clone(),
+        settings.run_as_policy,
+    );
+    for (uid, references) in by_user {
+        let webhooks = format!(
+            "{} webhook(s) ({})",
+            references.len(),
+            references.join(", ")
+        );
+        let user = if uid == SUPERUSER_ID {
+            "the superuser (1)".to_string()
+        } else {
+            format!("Odoo user {uid}")
+        };
+        match run_as.resolve(uid).await {
+            Ok((session, Principal::Own)) => report.line(format!(
+                "  {webhooks} run as {user}: with the rights of {:?} (uid {})",
+                session.login, session.uid
+            )),
+            Ok((_, Principal::Service)) if uid == SUPERUSER_ID => report.line(format!(
+                "  warning: {webhooks} run as the superuser, which cannot log in over RPC: they \
+                 get the service user {service_login:?}'s rights, where the module gives them \
+                 every right; to give them an administrator's rights instead, set \
+                 run_as_users 1 = \"<admin login>:<admin api key>\""
+            )),
+            Ok((_, Principal::Service)) => report.line(format!(
+                "  warning: {webhooks} run as {user} without credentials: with the service \
+                 user {service_login:?}'s rights (run_as_policy = \"service\"); add the user's \
+                 API key to run_as_users to use its own rights"
+            )),
+            Err(error) => report.problem(format!("{webhooks}: {error}")),
         }
     }
 }

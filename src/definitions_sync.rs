@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::companion::{self, AddonState};
@@ -20,7 +21,21 @@ use crate::source::odoo::{Mirror, build_registry};
 use crate::source::{LoadError, Problem};
 use crate::startup::load_yaml;
 
-type ReloadReply = oneshot::Sender<Result<usize, String>>;
+type ReloadReply = oneshot::Sender<Result<usize, ReloadError>>;
+
+/// Why a reload left the previous definitions in service.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The definitions themselves are wrong (the YAML source): each problem, with its
+    /// file, record and field.
+    #[error("the definitions have {} problem(s)", .0.len())]
+    Invalid(Vec<String>),
+    /// Odoo could not be read.
+    #[error(transparent)]
+    Odoo(#[from] OdooError),
+    #[error("the definitions task has stopped")]
+    Stopped,
+}
 
 const RETENTION_PARAMETER: &str = "cetmix_tower_webhook.webhook_log_duration";
 const DEFAULT_RETENTION_DAYS: u32 = 30;
@@ -33,15 +48,13 @@ pub struct DefinitionsSync {
 
 impl DefinitionsSync {
     /// Reloads now; the number of webhooks served afterwards.
-    pub async fn reload(&self) -> Result<usize, String> {
+    pub async fn reload(&self) -> Result<usize, ReloadError> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(reply)
             .await
-            .map_err(|_| "the definitions task has stopped".to_string())?;
-        answer
-            .await
-            .map_err(|_| "the definitions task has stopped".to_string())?
+            .map_err(|_| ReloadError::Stopped)?;
+        answer.await.map_err(|_| ReloadError::Stopped)?
     }
 }
 
@@ -51,18 +64,18 @@ impl DefinitionsSync {
 pub async fn start(
     settings: &Settings,
     registry: Arc<RegistryHandle>,
-    link: Option<Arc<OdooLink>>,
+    odoo: Option<(Arc<OdooLink>, Handle)>,
     log_store: LogStore,
     metrics: Arc<Metrics>,
 ) -> Result<DefinitionsSync, LoadError> {
     let (requests, inbox) = mpsc::channel(8);
-    match (settings.source, link) {
+    match (settings.source, odoo) {
         (SourceKind::Yaml, _) => {
             registry.install(load_yaml(settings)?, None);
             let settings = settings.clone();
             tokio::spawn(serve_yaml(settings, registry, inbox, metrics));
         }
-        (SourceKind::Odoo, Some(link)) => {
+        (SourceKind::Odoo, Some((link, runtime))) => {
             let snapshots = SnapshotStore::new(&settings.log_store_path());
             let mut source = OdooSource {
                 link,
@@ -79,12 +92,21 @@ pub async fn start(
             // A cached snapshot is served at once (start within a second, whatever Odoo
             // does) and confirmed in the background; without one, there is nothing to
             // serve until Odoo answers, so the first sync is waited for.
+            // Talking to Odoo happens on the Odoo runtime only (see odoo/runtime.rs).
             let serving_cache = source.serve_cached();
-            if !serving_cache && let Err(error) = source.sync().await {
-                source.fall_back(&error);
+            if !serving_cache {
+                source = runtime
+                    .spawn(async move {
+                        if let Err(error) = source.sync().await {
+                            source.fall_back(&error);
+                        }
+                        source
+                    })
+                    .await
+                    .expect("the first sync does not panic");
             }
             let poll = Duration::from_secs_f64(settings.odoo_poll_secs);
-            tokio::spawn(source.run(poll, inbox, serving_cache));
+            runtime.spawn(source.run(poll, inbox, serving_cache));
         }
         (SourceKind::Odoo, None) => {
             return Err(LoadError(vec![Problem {
@@ -109,8 +131,12 @@ async fn serve_yaml(
         let settings = settings.clone();
         let loaded = tokio::task::spawn_blocking(move || load_yaml(&settings))
             .await
-            .map_err(|e| e.to_string())
-            .and_then(|loaded| loaded.map_err(|e| e.to_string()));
+            .map_err(|_| ReloadError::Stopped)
+            .and_then(|loaded| {
+                loaded.map_err(|error| {
+                    ReloadError::Invalid(error.0.iter().map(ToString::to_string).collect())
+                })
+            });
         let answer = loaded.map(|fresh| {
             let count = fresh.webhooks().len();
             registry.install(fresh, None);
@@ -161,7 +187,7 @@ impl OdooSource {
                     if let Err(error) = &answer {
                         self.fall_back(error);
                     }
-                    let _ = reply.send(answer.map_err(|e| e.to_string()));
+                    let _ = reply.send(answer.map_err(ReloadError::Odoo));
                 }
             }
         }

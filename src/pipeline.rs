@@ -148,21 +148,27 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
             )
         }
         Err(error) => {
+            // The detail is for the operator (process log, stored record), not for the
+            // caller, who gets what to quote when asking about it.
             log::error!(
-                "call to {} failed inside towerhook: {error}",
+                "call {} to {} failed inside towerhook: {error}",
+                record.request_id,
                 record.endpoint
             );
-            failure(
-                record,
-                500,
-                &format!("towerhook internal error: {error}"),
-                None,
-            )
+            let public = internal_error_message(&record.request_id);
+            let mut outcome = failure(record, 500, &public, None);
+            outcome.record.error_message = Some(format!("{public}: {error}"));
+            outcome
         }
     }
 }
 
 const RETRY_AFTER_SECS: u32 = 1;
+
+/// What a caller reads when towerhook itself failed: no detail, the request id to quote.
+pub fn internal_error_message(request_id: &str) -> String {
+    format!("Internal error in towerhook (request {request_id})")
+}
 
 /// Counts the call in the metrics and writes its access-log line.
 pub fn observe(services: &Services, record: &LogRecord, took: std::time::Duration) {

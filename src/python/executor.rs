@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyString};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -104,6 +104,8 @@ struct Shared {
     shutdown: AtomicBool,
     live_threads: AtomicUsize,
     stuck_threads: AtomicUsize,
+    /// Jobs that failed with a panic of towerhook's own code.
+    panics: AtomicUsize,
     odoo: Option<Arc<OdooAccess>>,
 }
 
@@ -133,6 +135,7 @@ impl Engine {
             shutdown: AtomicBool::new(false),
             live_threads: AtomicUsize::new(0),
             stuck_threads: AtomicUsize::new(0),
+            panics: AtomicUsize::new(0),
             odoo,
         });
         for _ in 0..settings.threads {
@@ -177,7 +180,11 @@ impl Engine {
 
     /// Why the engine cannot be trusted to answer, if it cannot.
     pub fn health_problem(&self) -> Option<String> {
+        let live = self.shared.live_threads.load(Ordering::Relaxed);
         let stuck = self.shared.stuck_threads.load(Ordering::Relaxed);
+        if live <= stuck {
+            return Some("no snippet thread can run snippets".to_string());
+        }
         (stuck > 0).then(|| {
             format!(
                 "{stuck} snippet thread(s) stuck in a call that cannot be interrupted; \
@@ -232,19 +239,34 @@ fn worker(shared: &Arc<Shared>, slot: &Arc<Slot>) {
         }
     };
     while let Ok(Job { call, reply }) = shared.receiver.recv() {
-        let verdict = Python::attach(|py| {
-            let verdict = run(py, shared, &guard, &call);
+        // A defect of towerhook's own code in this job fails the job, not the thread: the
+        // pool must never shrink behind the callers' backs.
+        let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Python::attach(|py| run(py, shared, &guard, &call))
+        }))
+        .unwrap_or_else(|panic| {
+            shared.panics.fetch_add(1, Ordering::Relaxed);
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error!("a snippet job failed inside towerhook: {what}");
+            Err(EngineError::Sandbox(format!("towerhook defect: {what}")))
+        });
+        Python::attach(|_| {
             // Nothing of this job may reach the next one: no deadline, no pending timeout.
             slot.deadline.store(0, Ordering::Relaxed);
+            // SAFETY: the thread id is this thread's own, read when it attached; clearing
+            // a pending asynchronous exception needs the GIL, which `attach` holds.
             unsafe {
                 pyo3::ffi::PyThreadState_SetAsyncExc(
                     slot.python_thread.load(Ordering::Relaxed) as c_long,
                     std::ptr::null_mut(),
                 );
             }
-            drop(call);
-            verdict
         });
+        drop(call);
         let _ = reply.send(verdict);
         if slot.stuck.load(Ordering::Relaxed) {
             // The watchdog already started a replacement; this thread retires.
@@ -279,18 +301,27 @@ fn run(
             let bridge = OdooBridge::new(Arc::clone(access), call.webhook.user_id, remaining);
             context.set_item("odoo", Py::new(py, bridge)?)?;
         }
-        sandbox
-            .run_call
-            .bind(py)
-            .call1((
-                authenticator,
-                webhook,
-                headers_to_python(py, &call.headers)?,
-                PyBytes::new(py, &call.raw_data),
-                json_to_python(py, &call.payload)?,
-                context,
-            ))?
-            .extract()
+        let answer = sandbox.run_call.bind(py).call1((
+            authenticator,
+            webhook,
+            headers_to_python(py, &call.headers)?,
+            PyBytes::new(py, &call.raw_data),
+            json_to_python(py, &call.payload)?,
+            context,
+        ))?;
+        let (outcome, http_status, message_json, message_text): (
+            String,
+            u16,
+            String,
+            Bound<'_, PyString>,
+        ) = answer.extract()?;
+        // A message may hold lone surrogates (`chr(0xd800)`): its JSON escapes them, as
+        // the module's does; the logged text gets U+FFFD instead of failing the call.
+        let message_text = match message_text.to_str() {
+            Ok(text) => text.to_string(),
+            Err(_) => lossy(&message_text)?,
+        };
+        Ok((outcome, http_status, message_json, message_text))
     };
     match attempt() {
         Ok((outcome, http_status, message_json, message_text)) => {
@@ -365,6 +396,18 @@ impl SnippetGuard {
             }
         }
     }
+}
+
+/// The text with each lone surrogate replaced by U+FFFD.
+fn lossy(text: &Bound<'_, PyString>) -> PyResult<String> {
+    let units: Vec<u8> = text
+        .call_method1("encode", ("utf-16-le", "surrogatepass"))?
+        .extract()?;
+    let units: Vec<u16> = units
+        .chunks_exact(2)
+        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+        .collect();
+    Ok(String::from_utf16_lossy(&units))
 }
 
 fn watchdog(shared: &Arc<Shared>) {

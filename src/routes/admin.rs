@@ -6,6 +6,7 @@ use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use crate::definitions_sync::ReloadError;
 use crate::pipeline::Services;
 use crate::routes::json_message;
 
@@ -38,8 +39,16 @@ pub async fn reload(request: HttpRequest, services: web::Data<Services>) -> Http
             "message": "Definitions reloaded",
             "webhooks": webhooks,
         })),
-        Err(error) => json_message(
+        Err(ReloadError::Invalid(problems)) => HttpResponse::UnprocessableEntity().json(json!({
+            "message": "The definitions are invalid; the previous ones stay in service",
+            "problems": problems,
+        })),
+        Err(error @ ReloadError::Odoo(_)) => json_message(
             StatusCode::BAD_GATEWAY,
+            &format!("Reload failed, the previous definitions stay in service: {error}"),
+        ),
+        Err(error @ ReloadError::Stopped) => json_message(
+            StatusCode::SERVICE_UNAVAILABLE,
             &format!("Reload failed, the previous definitions stay in service: {error}"),
         ),
     }
