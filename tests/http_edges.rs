@@ -55,8 +55,8 @@ async fn endpoints_may_contain_slashes() {
     let (status, _, message) = answer(response).await;
     assert_eq!((status, message), (200, json!("build 42 done")));
     assert_eq!(app.last_log().endpoint, "ci/build-done");
-    // A prefix or a trailing slash is another endpoint.
-    for other in ["ci", "ci/build-done/", "ci/build-done/x"] {
+    // A prefix or a longer path is another endpoint (a trailing slash is not: tests/parity.rs).
+    for other in ["ci", "ci/build-done/x"] {
         let response = reqwest::Client::new()
             .post(app.url(other))
             .send()
