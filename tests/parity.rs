@@ -369,3 +369,219 @@ async fn records_the_disk_refuses_are_held_and_new_calls_refused_beyond_the_boun
     // Once committed, calls are accepted again.
     assert_eq!(post(&app, "held", "{}").await.0, 200);
 }
+
+/// Item 3: one user's slow login does not hold up the RPC of another run-as user.
+#[tokio::test]
+async fn a_slow_login_blocks_only_its_own_user() {
+    let odoo = TestOdoo::start().await;
+    let Some(emulator) = odoo.emulator() else {
+        return;
+    };
+    let code = "result = {'exit_code': 0, 'message': user.login}";
+    odoo.open_webhook("as/demo", code, 5).await;
+    odoo.open_webhook("as/admin", code, 2).await;
+    let app = spawn_app_on(&odoo, |settings| {
+        settings
+            .run_as_users
+            .insert("demo".into(), common::odoo::DEMO_KEY.into());
+        settings
+            .run_as_users
+            .insert("admin".into(), common::odoo::ADMIN_KEY.into());
+        settings.snippet_timeout_secs = 10.0;
+        settings.odoo_timeout_secs = 10.0;
+    })
+    .await;
+    assert_eq!(post(&app, "as/admin", "{}").await, (200, json!("admin")));
+    emulator
+        .control(
+            "POST",
+            "/stall",
+            // The only login from now on is the demo user's: the admin is logged in.
+            Some(json!({"seconds": 3, "method": "authenticate", "times": 1})),
+        )
+        .await;
+    let demo_started = Instant::now();
+    let slow = tokio::spawn({
+        let url = app.url("as/demo");
+        async move { reqwest::Client::new().post(url).body("{}").send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    assert_eq!(post(&app, "as/admin", "{}").await, (200, json!("admin")));
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the admin's call waited {:?} for the demo user's login",
+        started.elapsed()
+    );
+    let (status, _, message) = answer(slow.await.unwrap().unwrap()).await;
+    assert_eq!((status, message), (200, json!("demo")));
+    assert!(
+        demo_started.elapsed() >= Duration::from_millis(2500),
+        "the demo user's login was not slow: the test shows nothing"
+    );
+}
+
+/// Item 3: callers waiting for a connection to a hanging Odoo share one attempt instead of
+/// being served one attempt after another.
+#[tokio::test]
+async fn callers_share_one_connection_attempt_to_a_hanging_odoo() {
+    let odoo = TestOdoo::start().await;
+    let Some(emulator) = odoo.emulator() else {
+        return;
+    };
+    odoo.open_webhook(
+        "hang/count",
+        "result = {'exit_code': 0, 'message': str(env['res.partner'].search_count([]))}",
+        1,
+    )
+    .await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = data_dir.path().to_path_buf();
+    // A first run caches the definitions, so that the second starts without Odoo.
+    let first = spawn_app_on(&odoo, |s| s.data_dir = data.clone()).await;
+    assert_eq!(post(&first, "hang/count", "{}").await.0, 200);
+    emulator
+        .control("POST", "/stall", Some(json!({"seconds": 30})))
+        .await;
+    let second = spawn_app_on(&odoo, |s| {
+        s.data_dir = data.clone();
+        s.odoo_timeout_secs = 1.0;
+        s.snippet_timeout_secs = 20.0;
+        s.python_threads = 4;
+    })
+    .await;
+    let started = Instant::now();
+    let calls = (0..4).map(|_| post(&second, "hang/count", "{}"));
+    let answers = futures_util::future::join_all(calls).await;
+    let took = started.elapsed();
+    for (status, message) in &answers {
+        assert_eq!(*status, 500, "{message}");
+        assert!(
+            message.as_str().unwrap().contains("cannot reach Odoo"),
+            "{message}"
+        );
+    }
+    assert!(
+        took < Duration::from_millis(2500),
+        "4 waiting calls took {took:?}: one connection attempt after another"
+    );
+    emulator.control("DELETE", "/faults", None).await;
+}
+
+/// Item 5: the superuser (the module's default "Run as User") may be given an
+/// administrator's key; `uid`/`user` name whose rights the code really uses.
+#[tokio::test]
+async fn superuser_webhooks_run_with_the_administrator_given_for_them() {
+    let odoo = TestOdoo::start().await;
+    let code = "n = env['ir.config_parameter'].search_count([])\n\
+                result = {'exit_code': 0, 'message': '%s|%s|%s' % (uid, user.login, n > 0)}";
+    odoo.open_webhook("super/params", code, 1).await;
+    let admin = spawn_app_on(&odoo, |settings| {
+        settings.run_as_users.insert(
+            "1".into(),
+            format!("{}:{}", common::odoo::ADMIN_LOGIN, common::odoo::ADMIN_KEY),
+        );
+    })
+    .await;
+    assert_eq!(
+        post(&admin, "super/params", "{}").await,
+        (200, json!("2|admin|True"))
+    );
+    // Without it, the service user's rights, and the snippet is told so by its `uid`.
+    let service = spawn_app_on(&odoo, |_| {}).await;
+    let (status, message) = post(&service, "super/params", "{}").await;
+    assert_eq!(status, 500, "{message}");
+    assert!(
+        message
+            .as_str()
+            .unwrap()
+            .contains("(ir.config_parameter)"),
+        "{message}"
+    );
+    let who = "result = {'exit_code': 0, 'message': '%s|%s' % (uid, user.login)}";
+    odoo.open_webhook("super/who", who, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (status, message) = loop {
+        let answer = post(&service, "super/who", "{}").await;
+        if answer.0 != 404 || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (status, message),
+        (
+            200,
+            json!(format!("{}|{}", odoo.client.session().uid, odoo.login))
+        )
+    );
+}
+
+fn check_settings(odoo: &TestOdoo, data: &std::path::Path) -> towerhook::configuration::Settings {
+    let mut settings = common::test_settings();
+    settings.source = towerhook::configuration::SourceKind::Odoo;
+    settings.odoo_url = Some(odoo.url.clone());
+    settings.odoo_db = Some(odoo.database.clone());
+    settings.odoo_login = Some(odoo.login.clone());
+    settings.odoo_api_key = Some(odoo.secret.clone());
+    settings.data_dir = data.to_path_buf();
+    settings.python_packages_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/.python-packages").into();
+    settings
+}
+
+/// Items 5 and 6: `check` logs in every run-as user once and reports each problem with
+/// its fix, and names the superuser webhooks and whose rights they get.
+#[tokio::test]
+async fn check_reports_run_as_users_and_superuser_webhooks() {
+    let odoo = TestOdoo::start().await;
+    let code = "result = {'exit_code': 0}";
+    odoo.open_webhook("check/demo", code, 5).await;
+    odoo.open_webhook("check/super", code, 1).await;
+    let data = tempfile::tempdir().unwrap();
+
+    // No key for user 5 under the strict policy: a problem naming the setting.
+    let settings = check_settings(&odoo, data.path());
+    let report = towerhook::check::run(&settings).await;
+    let problems = report.problems.join("\n");
+    assert!(
+        problems.contains("Odoo user 5 (demo)") && problems.contains("run_as_users"),
+        "{problems}"
+    );
+    let lines = report.lines.join("\n");
+    assert!(
+        lines.contains("run as the superuser") && lines.contains(&odoo.login),
+        "{lines}"
+    );
+
+    // A wrong key: refused, named.
+    let mut settings = check_settings(&odoo, data.path());
+    settings.run_as_users.insert(
+        "demo".into(),
+        "0000000000000000000000000000000000000000".into(),
+    );
+    let report = towerhook::check::run(&settings).await;
+    let problems = report.problems.join("\n");
+    assert!(
+        problems.contains("the API key configured for \"demo\" was refused"),
+        "{problems}"
+    );
+
+    // The right keys: no run-as problem, and whose rights each group gets.
+    let mut settings = check_settings(&odoo, data.path());
+    settings
+        .run_as_users
+        .insert("demo".into(), common::odoo::DEMO_KEY.into());
+    settings.run_as_users.insert(
+        "1".into(),
+        format!("{}:{}", common::odoo::ADMIN_LOGIN, common::odoo::ADMIN_KEY),
+    );
+    let report = towerhook::check::run(&settings).await;
+    let lines = report.lines.join("\n");
+    assert!(
+        !report.problems.iter().any(|p| p.contains("check/")),
+        "{:?}",
+        report.problems
+    );
+    assert!(lines.contains("with the rights of \"demo\""), "{lines}");
+    assert!(lines.contains("with the rights of \"admin\""), "{lines}");
+}

@@ -15,9 +15,6 @@ use super::convert::{json_to_python, python_to_json};
 use crate::odoo::{Call, OdooError, wait_on};
 use crate::run_as::{RunAs, RunAsError};
 
-/// Longest wait for the user a snippet runs as, before the snippet starts.
-const USER_LOOKUP_LIMIT: Duration = Duration::from_secs(2);
-
 /// Models whose records hold secret values (Cetmix's keys, their values and the vault)
 /// and Odoo's API keys: closed to snippets whatever the user's rights, since the service
 /// user (who may read them through the companion addon's group) runs every superuser
@@ -65,13 +62,17 @@ impl OdooAccess {
     }
 
     /// `(uid, login)` of the user whose rights the snippet's calls carry.
-    async fn principal(self: Arc<Self>, kind: String, run_as_uid: i64) -> Option<(i64, String)> {
+    async fn principal(
+        self: Arc<Self>,
+        kind: String,
+        run_as_uid: i64,
+    ) -> Result<(i64, String), RunAsError> {
         let session = if kind == "authenticator" {
-            self.run_as.service().await.ok()?
+            self.run_as.service().await?
         } else {
-            self.run_as.session(run_as_uid).await.ok()?
+            self.run_as.session(run_as_uid).await?
         };
-        Some((session.uid, session.login))
+        Ok((session.uid, session.login))
     }
 }
 
@@ -178,14 +179,21 @@ impl OdooBridge {
     /// `(uid, login)` of the user whose rights a snippet of `kind` uses: for webhook code
     /// the user its "Run as User" logs in as (the superuser's administrator, or the service
     /// user where towerhook falls back to it), for authenticators (sudo in the module) the
-    /// service user. `(0, None)` when Odoo cannot tell within a short wait.
-    fn user(&self, py: Python<'_>, kind: &str) -> (i64, Option<String>) {
+    /// service user. Asked before the snippet's time starts, within the Odoo timeout; when
+    /// Odoo cannot tell, the snippet fails with the reason.
+    fn user(&self, py: Python<'_>, kind: &str) -> PyResult<(i64, String)> {
         let access = Arc::clone(&self.access);
         let future = Arc::clone(&access).principal(kind.to_string(), self.run_as_uid);
-        // Asked before the snippet's deadline starts: connecting (if still needed) is bounded.
-        match py.detach(|| wait_on(&access.runtime, USER_LOOKUP_LIMIT, future)) {
-            Some(Some((uid, login))) => (uid, Some(login)),
-            _ => (0, None),
+        let limit = access.call_timeout;
+        match py.detach(|| wait_on(&access.runtime, limit, future)) {
+            Some(Ok(principal)) => Ok(principal),
+            Some(Err(error)) => Err(pyo3::exceptions::PyRuntimeError::new_err(
+                describe(&error).1,
+            )),
+            None => Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "Odoo did not answer within {:.1} s",
+                limit.as_secs_f64()
+            ))),
         }
     }
 
