@@ -14,6 +14,21 @@ if [ ! -x "$python" ]; then
   echo "python-env: $python not found (set PYO3_PYTHON or edit .cargo/config.toml)" >&2
   exit 1
 fi
+# Snippet workers run as an unprivileged user (worker_user, "nobody") when towerhook runs
+# as root: they must reach the interpreter's files. A pyenv under /root is not reachable
+# by others; let them through its parent directories (traverse only, no listing).
+if [ "$(id -u)" = 0 ]; then
+  for dir in "$("$python" -c 'import sys; print(sys.base_prefix)')" "$root"; do
+    while [ "$dir" != / ]; do
+      if [ -d "$dir" ] && [ "$(( 0$(stat -c %a "$dir") & 1 ))" = 0 ]; then
+        echo "python-env: letting snippet workers through $dir (chmod o+x)" >&2
+        chmod o+x "$dir"
+      fi
+      dir="$(dirname "$dir")"
+    done
+  done
+fi
+
 want="$(sha256sum "$requirements" | cut -d' ' -f1) $("$python" -c 'import sys; print(sys.version.split()[0])')"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0

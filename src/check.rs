@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -11,12 +12,13 @@ use crate::configuration::{Settings, SourceKind};
 use crate::definitions::SUPERUSER_ID;
 use crate::log_store::LogStore;
 use crate::odoo::{Call, ClientSettings, ErrorKind, OdooClient, OdooError, OdooLink};
-use crate::python::{self, SecretValues};
+use crate::pool::Pool;
 use crate::registry::Registry;
 use crate::run_as::{Principal, RunAs};
+use crate::secrets::SecretValues;
 use crate::source::odoo::{AUTHENTICATOR_MODEL, WEBHOOK_MODEL, build_registry, read_all};
 use crate::source::yaml;
-use crate::startup::{engine_settings, local_secrets};
+use crate::startup::{local_secrets, pool_settings};
 
 pub const LOG_MODEL: &str = "cx.tower.webhook.log";
 
@@ -44,7 +46,7 @@ pub async fn run(settings: &Settings) -> Report {
         SourceKind::Odoo => check_odoo(settings, &mut report).await,
     };
     if let Some(registry) = registry {
-        check_snippets(settings, &registry, &mut report);
+        check_snippets(settings, &registry, &mut report).await;
     }
     if let Some(path) = &settings.geoip_database {
         match crate::geoip::GeoIp::open(path) {
@@ -98,16 +100,31 @@ fn describe_registry(registry: &Registry, report: &mut Report) {
     ));
 }
 
-/// Snippets that cannot run are answered with an error on every call: say so now.
-fn check_snippets(settings: &Settings, registry: &Registry, report: &mut Report) {
-    let interpreter = engine_settings(settings).interpreter;
-    match python::runtime_version(&interpreter) {
+/// Snippets that cannot run are answered with an error on every call: say so now, with the
+/// same worker code `serve` runs them with.
+async fn check_snippets(settings: &Settings, registry: &Registry, report: &mut Report) {
+    let pool = match pool_settings(settings) {
+        Ok(mut pool) => {
+            pool.workers = 1;
+            Pool::start(pool, None).map_err(|e| e.to_string())
+        }
+        Err(error) => Err(error.to_string()),
+    };
+    let pool = match pool {
+        Ok(pool) => pool,
+        Err(error) => {
+            report.problem(format!("cannot start a snippet worker: {error}"));
+            return;
+        }
+    };
+    match pool.ready(Duration::from_secs(30)).await {
         Ok(version) => report.line(format!(
             "python: {version}, packages from {}",
             settings.python_packages_dir.display()
         )),
         Err(error) => {
-            report.problem(error);
+            report.problem(format!("no snippet worker starts: {error}"));
+            pool.shutdown().await;
             return;
         }
     }
@@ -122,17 +139,18 @@ fn check_snippets(settings: &Settings, registry: &Registry, report: &mut Report)
                 .map(|w| (format!("webhook {:?}", w.reference), &w.code)),
         );
     for (label, snippet) in snippets {
-        match python::snippet_problem(&interpreter, snippet) {
+        match pool.check(snippet).await {
             Ok(None) => {}
             Ok(Some(problem)) => report.problem(format!(
                 "{label}: its code cannot run: {problem} (every call would fail with this)"
             )),
             Err(error) => {
-                report.problem(error);
-                return;
+                report.problem(format!("{label}: cannot be checked: {error}"));
+                break;
             }
         }
     }
+    pool.shutdown().await;
 }
 
 async fn check_odoo(settings: &Settings, report: &mut Report) -> Option<Registry> {

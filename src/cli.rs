@@ -53,6 +53,9 @@ pub enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// A snippet worker, started by `serve` itself (not for use by hand).
+    #[command(hide = true)]
+    Worker,
     /// Give the service user the right to create webhook logs in Odoo (needs an
     /// administrator's credentials; safe to run again).
     OdooSetup {
@@ -98,6 +101,10 @@ pub enum OutboxAction {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
+    if let Command::Worker = cli.command {
+        // Its settings come from the server, over its socket.
+        return crate::pool::worker::main();
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
@@ -108,6 +115,7 @@ pub fn run(cli: Cli) -> ExitCode {
     init_logging(settings.log_format);
     match cli.command {
         Command::Serve => serve(settings),
+        Command::Worker => unreachable!("handled above"),
         Command::Check => check(&settings),
         Command::Outbox { action } => outbox(&settings, action),
         Command::Run(request) => run_one(settings, request),

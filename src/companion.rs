@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::odoo::{Call, ErrorKind, OdooClient, OdooError};
-use crate::python::SecretValues;
+use crate::secrets::SecretValues;
 
 pub const ADDON: &str = "cetmix_tower_webhook_sidecar";
 pub const GROUP_XMLID: &str = "cetmix_tower_webhook_sidecar.group_sidecar";

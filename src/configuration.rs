@@ -118,11 +118,27 @@ pub struct Settings {
     /// log's country stays empty.
     pub geoip_database: Option<PathBuf>,
 
-    /// Threads that run snippets (Python shares one GIL; more threads let snippets that
-    /// wait on I/O overlap).
+    /// Worker processes that run snippets, each with its own interpreter; 0: one per core.
+    pub python_workers: usize,
+    /// Snippet threads in each worker (they share its GIL: more let snippets that wait on
+    /// I/O overlap, but a snippet killed for its time takes the others of its worker along).
     pub python_threads: usize,
-    /// Calls waiting for a snippet thread before new ones are shed with 503.
+    /// Calls waiting for a snippet worker before new ones are shed with 503.
     pub python_queue: usize,
+    /// Calls after which a worker is replaced by a fresh one.
+    pub worker_max_calls: u64,
+    /// Memory one worker may allocate (RLIMIT_DATA), in MiB; 0: unlimited.
+    pub worker_memory_mb: u64,
+    /// Files and sockets one worker may hold open.
+    pub worker_open_files: u64,
+    /// CPU seconds one call may use in its worker (the worker is killed beyond); 0:
+    /// unlimited.
+    pub worker_cpu_secs: u64,
+    /// The unprivileged user workers run as when towerhook runs as root.
+    pub worker_user: String,
+    /// The program workers are started from: towerhook itself (leave unset), or another
+    /// towerhook binary.
+    pub worker_program: Option<PathBuf>,
     /// Directory holding the Python packages snippets may use.
     pub python_packages_dir: PathBuf,
     /// Wall-clock limit of one snippet, in seconds.
@@ -200,8 +216,15 @@ impl Default for Settings {
             outbox_max_bytes: 1024 * 1024 * 1024,
             outbox_retry_max_secs: 60.0,
             geoip_database: None,
-            python_threads: 8,
+            python_workers: 0,
+            python_threads: 1,
             python_queue: 1024,
+            worker_max_calls: 10_000,
+            worker_memory_mb: 512,
+            worker_open_files: 256,
+            worker_cpu_secs: 60,
+            worker_user: "nobody".into(),
+            worker_program: None,
             python_packages_dir: repo.join(".python-packages"),
             snippet_timeout_secs: 30.0,
             python_recursion_limit: 1000,

@@ -17,6 +17,7 @@ pub mod odoo_setup;
 pub mod outbox;
 pub mod payload;
 pub mod pipeline;
+pub mod pool;
 pub mod python;
 pub mod registry;
 pub mod request;

@@ -10,12 +10,12 @@ pub use crate::services::Services;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::definitions::{ContentType, Webhook};
+use crate::definitions::{ContentType, SnippetKind, Webhook};
 use crate::ip_rules::effective_client_ip;
 use crate::log_record::{AuthenticationStatus, CodeStatus, LogRecord, timestamp_now};
 use crate::log_throttle::LogThrottle;
 use crate::payload;
-use crate::python::{CallJob, EngineError, Outcome};
+use crate::pool::{Outcome, PoolError};
 use crate::registry::Registry;
 use crate::request::{IncomingCall, RequestHeaders};
 use crate::secrets::Masker;
@@ -94,18 +94,16 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
         return failure(record, 403, "Address not allowed", None);
     }
 
-    let job = CallJob {
-        webhook: Arc::clone(&webhook),
-        headers: Arc::new(call.headers),
-        raw_data: body,
-        payload: Arc::new(payload),
-    };
-    match services.engine.run_call(job).await {
+    match services
+        .pool
+        .call(Arc::clone(&webhook), &call.headers, body, &payload)
+        .await
+    {
         Ok(verdict) => {
             services
                 .metrics
                 .snippet_seconds
-                .observe(verdict.duration.as_secs_f64());
+                .observe(verdict.micros as f64 / 1e6);
             let body = message_body(&verdict.message_json);
             match verdict.outcome {
                 Outcome::Ok => {
@@ -130,11 +128,11 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
                 record,
             }
         }
-        Err(EngineError::Overloaded) => {
+        Err(PoolError::Overloaded) => {
             static SHED: LogThrottle = LogThrottle::new(10);
             if let Some(more) = SHED.report() {
                 log::warn!(
-                    "shedding calls with 503 (now {} {}): every snippet thread is busy and the \
+                    "shedding calls with 503 (now {} {}): every snippet worker is busy and the \
                      queue is full ({more} more shed since the last line)",
                     record.request_method,
                     record.endpoint
@@ -147,7 +145,24 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
                 Some(RETRY_AFTER_SECS),
             )
         }
-        Err(error) => {
+        Err(PoolError::Stopped) => failure(
+            record,
+            503,
+            "Service unavailable, retry later",
+            Some(RETRY_AFTER_SECS),
+        ),
+        // The snippet's own doing: its call fails as a failing snippet does.
+        Err(error @ (PoolError::TimedOut { kind } | PoolError::WorkerDied { kind, .. })) => {
+            let what = match &error {
+                PoolError::TimedOut { .. } => format!(
+                    "execution timed out after {} s",
+                    services.settings.snippet_timeout_secs
+                ),
+                other => other.to_string(),
+            };
+            snippet_failure(record, kind, &what)
+        }
+        Err(PoolError::Worker(error)) => {
             // The detail is for the operator (process log, stored record), not for the
             // caller, who gets what to quote when asking about it.
             log::error!(
@@ -161,6 +176,20 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
             outcome
         }
     }
+}
+
+/// A snippet that failed outside the sandbox's own handling (its worker killed for time,
+/// or dead), answered as the module answers a snippet that raises.
+fn snippet_failure(mut record: LogRecord, kind: SnippetKind, what: &str) -> CallOutcome {
+    let (status, prefix) = match kind {
+        SnippetKind::Authenticator => (403, "Authentication code error: "),
+        SnippetKind::Webhook => {
+            record.authentication_status = AuthenticationStatus::Success;
+            record.code_status = CodeStatus::Failed;
+            (500, "Webhook code execution error: ")
+        }
+    };
+    failure(record, status, &format!("{prefix}{what}"), None)
 }
 
 const RETRY_AFTER_SECS: u32 = 1;

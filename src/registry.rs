@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::definitions::{Authenticator, Webhook};
-use crate::python::SecretValues;
 use crate::request::HttpMethod;
 use crate::secrets::Masker;
+use crate::secrets::SecretValues;
 
 #[derive(Debug, Default)]
 pub struct Registry {

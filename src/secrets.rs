@@ -11,7 +11,44 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::python::SecretValues;
+/// Values of secrets, by reference (`None`: the secret has no value).
+pub type SecretValues = BTreeMap<String, Option<String>>;
+
+/// Where placeholders start and end, as the module finds them
+/// (`cx.tower.key._extract_key_strings`); code this short is not scanned.
+const PLACEHOLDER_START: &str = "#!cxtower";
+const PLACEHOLDER_END: &str = "!#";
+const MIN_SCANNED_LEN: usize = PLACEHOLDER_START.len() + 3 + PLACEHOLDER_END.len();
+
+/// The references of the secrets `code` uses, each once, in order of appearance: each
+/// `#!cxtower` up to the next `!#` that, without spaces and `!#`, splits on `.` into
+/// `#!cxtower`, `secret` and a reference (python_sandbox/towerhook_sandbox/secrets.py).
+pub fn secret_references(code: &str) -> Vec<String> {
+    let mut references: Vec<String> = Vec::new();
+    if code.len() <= MIN_SCANNED_LEN {
+        return references;
+    }
+    let mut from = 0;
+    while let Some(start) = code[from..].find(PLACEHOLDER_START).map(|at| at + from) {
+        let Some(end) = code[start..].find(PLACEHOLDER_END).map(|at| at + start) else {
+            from = start + PLACEHOLDER_START.len();
+            continue;
+        };
+        let end = end + PLACEHOLDER_END.len();
+        let candidate = code[start..end]
+            .replace(' ', "")
+            .replace(PLACEHOLDER_END, "");
+        let parts: Vec<&str> = candidate.split('.').collect();
+        if let [PLACEHOLDER_START, "secret", reference] = parts.as_slice()
+            && !reference.is_empty()
+            && !references.iter().any(|known| known == reference)
+        {
+            references.push(reference.to_string());
+        }
+        from = end;
+    }
+    references
+}
 
 /// What replaces a secret value in stored logs, as the module's spoiler.
 pub const SPOILER: &str = "*****";

@@ -14,9 +14,10 @@ use crate::geoip::GeoIp;
 use crate::ip_rules::IpList;
 use crate::log_store::{LogStore, StoreError};
 use crate::metrics::Metrics;
+use crate::odoo::SnippetCalls;
 use crate::odoo::{OdooLink, OdooRuntime, RpcObserver};
 use crate::outbox::{self, ShipperHandle, ShipperSettings};
-use crate::python::{Engine, EngineSettings, InterpreterSettings, OdooAccess};
+use crate::pool::{Pool, PoolSettings, WorkerConfig, WorkerLimits};
 use crate::registry::RegistryHandle;
 use crate::run_as::RunAs;
 use crate::source::LoadError;
@@ -44,7 +45,7 @@ pub enum StartupError {
 pub struct Services {
     pub settings: Arc<Settings>,
     pub registry: Arc<RegistryHandle>,
-    pub engine: Arc<Engine>,
+    pub pool: Pool,
     pub log_store: LogStore,
     pub definitions: DefinitionsSync,
     /// The Odoo log sink's shipper, when logs go to Odoo.
@@ -89,8 +90,8 @@ impl Services {
             Arc::clone(&metrics),
         )
         .await?;
-        let odoo_access = odoo.iter().zip(&odoo_handle).next().map(|(link, runtime)| {
-            Arc::new(OdooAccess::new(
+        let snippet_calls = odoo.iter().zip(&odoo_handle).next().map(|(link, runtime)| {
+            Arc::new(SnippetCalls::new(
                 runtime.clone(),
                 RunAs::new(
                     Arc::clone(link),
@@ -100,12 +101,15 @@ impl Services {
                 std::time::Duration::from_secs_f64(settings.odoo_timeout_secs),
             ))
         });
-        let engine = Arc::new(
-            Engine::start(engine_settings(&settings), odoo_access).map_err(StartupError::Python)?,
-        );
+        let pool = Pool::start(pool_settings(&settings)?, snippet_calls)
+            .map_err(|e| StartupError::Python(format!("cannot start the snippet workers: {e}")))?;
+        let python = pool
+            .ready(WORKER_START_LIMIT)
+            .await
+            .map_err(|e| StartupError::Python(format!("no snippet worker started: {e}")))?;
         log::info!(
-            "python {} ready: {} snippet thread(s), queue {}",
-            engine.python_version(),
+            "python {python} ready: {} snippet worker(s) of {} thread(s), queue {}",
+            pool_settings(&settings)?.workers,
             settings.python_threads,
             settings.python_queue
         );
@@ -134,7 +138,7 @@ impl Services {
         Ok(Self {
             settings,
             registry,
-            engine,
+            pool,
             log_store,
             definitions,
             shipper,
@@ -157,6 +161,7 @@ impl Services {
     /// After the last call: stops shipping (what is left waits in the outbox) and commits
     /// every record handed to the store.
     pub async fn shutdown(&self) {
+        self.pool.shutdown().await;
         if let Some(shipper) = &self.shipper {
             shipper.stop().await;
         }
@@ -206,18 +211,44 @@ impl Drop for InFlightGuard<'_> {
     }
 }
 
-pub fn engine_settings(settings: &Settings) -> EngineSettings {
-    let timeout = std::time::Duration::from_secs_f64(settings.snippet_timeout_secs);
-    EngineSettings {
-        threads: settings.python_threads,
+/// How long the first worker may take to start before `serve` gives up.
+const WORKER_START_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The snippet pool as the settings describe it.
+pub fn pool_settings(settings: &Settings) -> Result<PoolSettings, StartupError> {
+    let program = match &settings.worker_program {
+        Some(program) => program.clone(),
+        None => std::env::current_exe().map_err(|e| {
+            StartupError::Python(format!("cannot tell where the towerhook binary is: {e}"))
+        })?,
+    };
+    let workers = match settings.python_workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    Ok(PoolSettings {
+        workers,
         queue: settings.python_queue,
-        timeout,
-        stuck_after: timeout.max(std::time::Duration::from_secs(10)),
-        interpreter: InterpreterSettings {
-            packages_dir: settings.python_packages_dir.clone(),
+        timeout: std::time::Duration::from_secs_f64(settings.snippet_timeout_secs),
+        odoo_timeout: std::time::Duration::from_secs_f64(settings.odoo_timeout_secs),
+        max_calls: settings.worker_max_calls.max(1),
+        program,
+        config: WorkerConfig {
+            packages_dir: settings.python_packages_dir.to_string_lossy().into_owned(),
             max_message_chars: settings.max_message_chars,
             recursion_limit: settings.python_recursion_limit,
             timeout_secs: settings.snippet_timeout_secs,
+            threads: settings.python_threads.max(1),
+            odoo: settings.odoo_client().is_some(),
+            odoo_timeout_secs: settings.odoo_timeout_secs,
+            outbound_proxy: None,
+            outbound_timeout_secs: 30.0,
+            limits: WorkerLimits {
+                memory_mb: settings.worker_memory_mb,
+                open_files: settings.worker_open_files,
+                cpu_secs_per_call: settings.worker_cpu_secs,
+                user: Some(settings.worker_user.clone()),
+            },
         },
-    }
+    })
 }

@@ -11,7 +11,7 @@ use actix_web::{App, HttpServer, web};
 use crate::configuration::Settings;
 use crate::registry::Registry;
 use crate::routes;
-pub use crate::services::{Services, StartupError, engine_settings};
+pub use crate::services::{Services, StartupError, pool_settings};
 use crate::source::{LoadError, Problem, yaml};
 
 pub struct Application {
@@ -145,7 +145,7 @@ pub fn load_yaml(settings: &Settings) -> Result<Registry, LoadError> {
 }
 
 /// Secret values for the YAML source: the secrets file and `TOWERHOOK_SECRET_*` variables.
-pub fn local_secrets(settings: &Settings) -> Result<crate::python::SecretValues, LoadError> {
+pub fn local_secrets(settings: &Settings) -> Result<crate::secrets::SecretValues, LoadError> {
     crate::secrets::load_local(
         settings.secrets_file.as_deref(),
         &settings.yaml_dir,

@@ -492,10 +492,7 @@ async fn superuser_webhooks_run_with_the_administrator_given_for_them() {
     let (status, message) = post(&service, "super/params", "{}").await;
     assert_eq!(status, 500, "{message}");
     assert!(
-        message
-            .as_str()
-            .unwrap()
-            .contains("(ir.config_parameter)"),
+        message.as_str().unwrap().contains("(ir.config_parameter)"),
         "{message}"
     );
     let who = "result = {'exit_code': 0, 'message': '%s|%s' % (uid, user.login)}";
@@ -526,6 +523,7 @@ fn check_settings(odoo: &TestOdoo, data: &std::path::Path) -> towerhook::configu
     settings.odoo_api_key = Some(odoo.secret.clone());
     settings.data_dir = data.to_path_buf();
     settings.python_packages_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/.python-packages").into();
+    settings.worker_program = Some(env!("CARGO_BIN_EXE_towerhook").into());
     settings
 }
 

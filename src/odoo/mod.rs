@@ -7,6 +7,7 @@ mod jsonrpc;
 mod link;
 mod runtime;
 mod single_flight;
+mod snippet_calls;
 mod transport;
 mod xmlrpc;
 
@@ -15,4 +16,5 @@ pub use error::{ErrorKind, OdooError, ServerError};
 pub use link::OdooLink;
 pub use runtime::{OdooRuntime, wait_on};
 pub(crate) use single_flight::SingleFlight;
+pub use snippet_calls::{SnippetCalls, call_from};
 pub use transport::{Call, Credentials, Protocol, Session, Transport, install_tls_provider};

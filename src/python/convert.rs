@@ -4,8 +4,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::Value;
 
-use crate::request::RequestHeaders;
-
 /// A JSON value as `json.loads` would have produced it (integers of any size stay exact).
 pub fn json_to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {
@@ -46,17 +44,6 @@ pub fn json_to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py
             dict.into_any()
         }
     })
-}
-
-pub fn headers_to_python<'py>(
-    py: Python<'py>,
-    headers: &RequestHeaders,
-) -> PyResult<Bound<'py, PyDict>> {
-    let dict = PyDict::new(py);
-    for (name, value) in headers.iter() {
-        dict.set_item(name, value)?;
-    }
-    Ok(dict)
 }
 
 /// A value a snippet passes to Odoo, as JSON: None, booleans, numbers, strings, lists,

@@ -36,6 +36,8 @@ pub struct Sandbox {
     pub prepare: Py<PyAny>,
     pub run_call: Py<PyAny>,
     pub timeout_exception: Py<PyAny>,
+    /// `json.loads`: payloads are read as the module's werkzeug reads them.
+    pub json_loads: Py<PyAny>,
     /// e.g. `3.11.7 (/root/.pyenv/versions/3.11.7)`.
     pub version: String,
 }
@@ -107,6 +109,7 @@ fn load(py: Python<'_>, settings: &InterpreterSettings) -> PyResult<Sandbox> {
         prepare: package.getattr("prepare")?.unbind(),
         run_call: package.getattr("run_call")?.unbind(),
         timeout_exception: package.getattr("SnippetTimeout")?.unbind(),
+        json_loads: py.import("json")?.getattr("loads")?.unbind(),
         version,
     })
 }
@@ -115,18 +118,12 @@ fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// `3.11.7 (/root/.pyenv/versions/3.11.7)`: the interpreter actually loaded.
-pub fn runtime_version(settings: &InterpreterSettings) -> Result<String, String> {
-    sandbox(settings).map(|sandbox| sandbox.version.clone())
-}
-
 /// Why a snippet cannot run (syntax, a construct the sandbox refuses), if it cannot:
-/// what every call to it would answer. Starts the interpreter if needed.
+/// what every call to it would answer.
 pub fn snippet_problem(
-    settings: &InterpreterSettings,
-    snippet: &super::Snippet,
+    sandbox: &Sandbox,
+    snippet: &super::LoadedSnippet,
 ) -> Result<Option<String>, String> {
-    let sandbox = sandbox(settings)?;
     Python::attach(|py| {
         let prepared = snippet.prepared(py, sandbox)?;
         prepared.getattr("error")?.extract::<Option<String>>()

@@ -22,7 +22,7 @@ pub async fn ready(services: web::Data<Services>) -> HttpResponse {
         problems.push("shutting down".to_string());
     }
     problems.extend(services.log_store.health_problem());
-    problems.extend(services.engine.health_problem());
+    problems.extend(services.pool.health_problem());
     // Stale definitions are still served: the instance stays in rotation, and says so.
     let stale = registry
         .stale_reason

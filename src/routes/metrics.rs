@@ -10,7 +10,7 @@ pub async fn metrics(services: web::Data<Services>) -> HttpResponse {
     let metrics = &services.metrics;
     metrics
         .python_queue_depth
-        .set(services.engine.queue_depth() as i64);
+        .set(services.pool.queue_depth() as i64);
     let outbox = services.log_store.outbox();
     metrics
         .outbox_records

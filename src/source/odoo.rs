@@ -10,11 +10,12 @@ use serde_json::{Value, json};
 
 use super::Problem;
 use crate::definitions::{Authenticator, ContentType, SUPERUSER_ID, Webhook, is_valid_endpoint};
+use crate::definitions::{Snippet, SnippetKind};
 use crate::ip_rules::IpList;
 use crate::odoo::{Call, OdooClient, OdooError};
-use crate::python::{SecretValues, Snippet, SnippetKind};
 use crate::registry::Registry;
 use crate::request::HttpMethod;
+use crate::secrets::SecretValues;
 
 pub const WEBHOOK_MODEL: &str = "cx.tower.webhook";
 pub const AUTHENTICATOR_MODEL: &str = "cx.tower.webhook.authenticator";
@@ -302,11 +303,7 @@ pub fn build_registry(
                     id: Some(row.id),
                     reference: row.reference.clone(),
                     name: row.name.clone(),
-                    code: Snippet::with_secrets(
-                        SnippetKind::Authenticator,
-                        &row.code,
-                        Arc::clone(secrets),
-                    ),
+                    code: Snippet::with_secrets(SnippetKind::Authenticator, &row.code, secrets),
                     allowed_ips: IpList::parse(&row.allowed_ip_addresses),
                     trusted_proxies: IpList::parse(&row.trusted_proxy_ips),
                 }),
@@ -357,7 +354,7 @@ pub fn build_registry(
             method,
             content_type,
             user_id: row.user_id,
-            code: Snippet::with_secrets(SnippetKind::Webhook, &row.code, Arc::clone(secrets)),
+            code: Snippet::with_secrets(SnippetKind::Webhook, &row.code, secrets),
         }));
     }
     let registry = Registry::new(webhooks, authenticators.into_values().collect(), secrets);

@@ -15,10 +15,11 @@ use super::{LoadError, Problem};
 use crate::definitions::{
     Authenticator, ContentType, ENDPOINT_RULE, SUPERUSER_ID, Webhook, is_valid_endpoint,
 };
+use crate::definitions::{Snippet, SnippetKind};
 use crate::ip_rules::IpList;
-use crate::python::{SecretValues, Snippet, SnippetKind};
 use crate::registry::Registry;
 use crate::request::HttpMethod;
+use crate::secrets::SecretValues;
 
 /// The export format version this reader understands.
 const SUPPORTED_VERSION: i64 = 1;
@@ -447,11 +448,7 @@ impl Reader {
             .map(|(reference, (d, _))| {
                 let authenticator = Authenticator {
                     id: None,
-                    code: Snippet::with_secrets(
-                        SnippetKind::Authenticator,
-                        &d.code,
-                        Arc::clone(&self.secrets),
-                    ),
+                    code: Snippet::with_secrets(SnippetKind::Authenticator, &d.code, &self.secrets),
                     reference: d.reference,
                     name: d.name,
                     allowed_ips: IpList::parse(&d.allowed_ip_addresses),
@@ -506,11 +503,7 @@ impl Reader {
                 method: draft.method,
                 content_type: draft.content_type,
                 user_id: draft.user_id,
-                code: Snippet::with_secrets(
-                    SnippetKind::Webhook,
-                    &draft.code,
-                    Arc::clone(&self.secrets),
-                ),
+                code: Snippet::with_secrets(SnippetKind::Webhook, &draft.code, &self.secrets),
             }));
         }
         webhooks

@@ -36,7 +36,9 @@ pub async fn spawn_app_with(yaml: &str, configure: impl FnOnce(&mut Settings)) -
     settings.listen = "[::]:0".into();
     settings.yaml_dir = yaml_dir.path().to_path_buf();
     settings.data_dir = data_dir.path().to_path_buf();
-    settings.python_threads = 4;
+    settings.python_workers = 2;
+    settings.python_threads = 2;
+    settings.worker_program = Some(env!("CARGO_BIN_EXE_towerhook").into());
     configure(&mut settings);
     let application = Application::build(settings)
         .await
