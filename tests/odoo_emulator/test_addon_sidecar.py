@@ -169,7 +169,7 @@ class TestInstallSwitch(SidecarTestCase):
         fixture = dict(base.FIXTURE)
         fixture["addons"] = {ADDON: {"members": ["towerhook"]}}
         fixture["users"] = [{"login": "sidecar2", "password": "sidecar2",
-                             "groups": ["cetmix_tower_base.group_root", GROUP]}]
+                             "groups": ["cetmix_tower_server.group_root", GROUP]}]
         loaded = self.control("POST", "/reset", {"fixture": fixture})["loaded"]
         self.assertEqual(loaded["ids"][0][0], "res.users")
         other = loaded["ids"][0][1]
@@ -375,8 +375,12 @@ class TestVersions(SidecarTestCase):
                 self.assertEqual(state["version"], f"{version}.1.0.0")
                 self.assertEqual(self.service("cx.tower.webhook.log", "towerhook_create_logs",
                                               [[log_values()]]), [1])
+        # Cetmix Tower 18.0.1.0.1 has no cetmix_tower_base: its groups are in
+        # cetmix_tower_server, as on 16.0
         self.assertEqual(self.service("ir.module.module", "search_count",
-                                      [[["name", "=", "cetmix_tower_base"]]]), 1)
+                                      [[["name", "=", "cetmix_tower_base"]]]), 0)
+        self.assertTrue(self.service("res.users", "has_group", [[TOWERHOOK],
+                                                                "cetmix_tower_server.group_root"]))
 
     def test_not_on_19(self):
         self.control("POST", "/reset", {"version": "19.0", "fixture": base.FIXTURE})
