@@ -706,7 +706,13 @@ impl TestOdoo {
     pub async fn cleanup(&self) -> Vec<String> {
         self.cleaned
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let created = self.created.lock().unwrap().clone();
+        self.remove_test_records().await
+    }
+
+    /// What `cleanup` removes, while the test goes on (e.g. to import its definitions
+    /// again into the same database); the end of the test still cleans up.
+    pub async fn remove_test_records(&self) -> Vec<String> {
+        let created = std::mem::take(&mut *self.created.lock().unwrap());
         remove_test_records(&self.client, &self.prefix, &created).await
     }
 }
