@@ -1,7 +1,9 @@
 //! The Odoo the integration tests talk to: the emulator under `tests/odoo_emulator` by
 //! default, or a real Odoo when `TOWERHOOK_TEST_ODOO_URL`, `_DB`, `_LOGIN` and `_PASSWORD`
-//! are set (the login must be in "Cetmix Tower / Root"). Records are created and changed
-//! over RPC in both cases; outages, stalls and the call journal need the emulator.
+//! are set (optionally `_ADMIN_LOGIN`/`_ADMIN_PASSWORD` and `_USER_LOGIN`/`_USER_PASSWORD`;
+//! README, "Testing against a real Odoo", says how to set the users up). Records are
+//! created, read and removed over RPC in both cases, with the same code; outages, stalls
+//! and the call journal need the emulator (`TestOdoo::emulator_only`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
