@@ -55,7 +55,8 @@ async fn odoo_with_secret(addon: Addon) -> Option<TestOdoo> {
             .await;
     } else if !odoo.addon_ready().await {
         eprintln!(
-            "skipped: the companion addon is not installed in this Odoo, or {:?} is not in              its group",
+            "skipped: the companion addon is not installed in this Odoo, or {:?} is not in \
+             its group",
             odoo.login
         );
         return None;
