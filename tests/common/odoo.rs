@@ -730,14 +730,14 @@ impl TestOdoo {
     /// again into the same database); the end of the test still cleans up.
     pub async fn remove_test_records(&self) -> Vec<String> {
         let created = std::mem::take(&mut *self.created.lock().unwrap());
-        remove_test_records(&self.client, &self.prefix, &created).await
+        remove_records_of_run(&self.client, &self.prefix, &created).await
     }
 }
 
 /// The models a test's records may be in, and how its prefix finds them, in the order
 /// they can be removed (webhooks before their authenticators; key values go with keys,
 /// logs with webhooks).
-const PREFIXED: &[(&str, &str)] = &[
+const PREFIXED_FIELDS: &[(&str, &str)] = &[
     ("cx.tower.webhook", "reference"),
     ("cx.tower.webhook", "endpoint"),
     ("cx.tower.webhook.authenticator", "reference"),
@@ -745,7 +745,8 @@ const PREFIXED: &[(&str, &str)] = &[
     ("res.partner", "name"),
 ];
 
-async fn remove_test_records(
+/// Unlinks `created` (newest first), then whatever carries `prefix`; what failed.
+async fn remove_records_of_run(
     client: &OdooClient,
     prefix: &str,
     created: &[(String, i64)],
@@ -754,7 +755,7 @@ async fn remove_test_records(
     for (model, id) in created.iter().rev() {
         remove_matching(client, model, json!([["id", "=", id]]), &mut problems).await;
     }
-    for (model, field) in PREFIXED {
+    for (model, field) in PREFIXED_FIELDS {
         let domain = json!([[field, "=like", format!("{prefix}%")]]);
         remove_matching(client, model, domain, &mut problems).await;
     }
@@ -805,7 +806,12 @@ impl Drop for TestOdoo {
         }
         let settings = client_settings(&self.url, &self.database, &self.login, &self.secret);
         let prefix = self.prefix.clone();
-        let created = self.created.lock().map(|c| c.clone()).unwrap_or_default();
+        // A test that failed while holding the lock still knows what it created.
+        let created = self
+            .created
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let outcome = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -815,7 +821,7 @@ impl Drop for TestOdoo {
                 let client = OdooClient::connect(&settings)
                     .await
                     .map_err(|e| vec![e.to_string()])?;
-                let problems = remove_test_records(&client, &prefix, &created).await;
+                let problems = remove_records_of_run(&client, &prefix, &created).await;
                 if problems.is_empty() {
                     Ok(())
                 } else {
