@@ -135,7 +135,9 @@ except AccessError as error:
 #[tokio::test]
 async fn code_runs_as_the_mapped_run_as_user() {
     let odoo = TestOdoo::start().await;
-    // A plain internal user: it may read partners, not webhooks.
+    // A plain internal user: it may read partners, not create them (that needs "Contact
+    // Creation"), and not read webhooks (Root only). Odoo's refusal reaches the snippet
+    // as AccessError with Odoo's text.
     let Some(user) = odoo.plain_user().await else {
         return;
     };
@@ -146,7 +148,13 @@ try:
     hooks = "readable"
 except AccessError:
     hooks = "refused"
-result = {"exit_code": 0, "message": "%s %s %s" % (uid, user.login, hooks)}
+try:
+    env["res.partner"].create({"name": "never created"})
+    partners = "created"
+except AccessError as error:
+    partners = "refused" if "Extra Rights/Contact Creation" in str(error) else str(error)
+result = {"exit_code": 0, "message": "%s %s %s %s %s" % (
+    uid, user.login, bool(names), hooks, partners)}
 "#;
     odoo.open_webhook("as_plain_user", code, user.uid).await;
     let app = spawn_app_on(&odoo, |s| {
@@ -156,7 +164,10 @@ result = {"exit_code": 0, "message": "%s %s %s" % (uid, user.login, hooks)}
     .await;
     assert_eq!(
         call(&app, &odoo.name("as_plain_user"), json!({})).await,
-        (200, json!(format!("{} {} refused", user.uid, user.login)))
+        (
+            200,
+            json!(format!("{} {} True refused refused", user.uid, user.login))
+        )
     );
     // The log records the run-as user.
     assert_eq!(app.last_log().user_id, Some(user.uid));
