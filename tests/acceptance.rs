@@ -1,18 +1,21 @@
 //! The 18 acceptance cases of the contract (the module's own controller tests), against the
 //! real server on a real socket, checking the response and the stored log record: once with
-//! the definitions in a YAML directory, once with the same definitions in Odoo.
+//! the definitions in a YAML directory, once with the same definitions in Odoo (the
+//! emulator, or a real Odoo: README, "Testing against a real Odoo"), where every log must
+//! then also reach Odoo as stored.
 
 mod common;
 
 use std::net::IpAddr;
 
-use common::odoo::{TestOdoo, spawn_app_on};
+use common::odoo::{Names, TestOdoo, spawn_app_shipping_to};
 use common::{TestApp, answer, spawn_app};
 use serde_json::json;
 
 const FIXTURES: &str = include_str!("fixtures/acceptance.yaml");
 
-/// Runs each case against both sources.
+/// Runs each case against both sources. In Odoo the definitions carry the test's prefix
+/// (`Names`), and the logs are shipped to Odoo and compared with the stored ones.
 macro_rules! on_both_sources {
     ($($case:ident),* $(,)?) => {
         mod yaml_source {
@@ -20,7 +23,7 @@ macro_rules! on_both_sources {
                 #[tokio::test]
                 async fn $case() {
                     let app = super::spawn_app(super::FIXTURES).await;
-                    super::$case(&app).await;
+                    super::$case(&app, &super::Names::as_written()).await;
                 }
             )*
         }
@@ -30,8 +33,10 @@ macro_rules! on_both_sources {
                 async fn $case() {
                     let odoo = super::TestOdoo::start().await;
                     odoo.load_yaml(super::FIXTURES).await;
-                    let app = super::spawn_app_on(&odoo, |_| {}).await;
-                    super::$case(&app).await;
+                    odoo.grant_log_create().await;
+                    let app = super::spawn_app_shipping_to(&odoo, |_| {}).await;
+                    super::$case(&app, &odoo.names()).await;
+                    odoo.assert_logs_shipped(&app).await;
                 }
             )*
         }
@@ -75,9 +80,9 @@ async fn post_json(app: &TestApp, endpoint: &str, body: &str) -> reqwest::Respon
         .unwrap()
 }
 
-async fn case_01_post_json_success(app: &TestApp) {
+async fn case_01_post_json_success(app: &TestApp, n: &Names) {
     let (status, text, _) =
-        answer(post_json(app, "webhook_post", r#"{"some": "data"}"#).await).await;
+        answer(post_json(app, &n.of("webhook_post"), r#"{"some": "data"}"#).await).await;
     assert_eq!(status, 200);
     // The module answers json.dumps({"message": ...}) with Python's separators.
     assert_eq!(text, r#"{"message": "POST ok"}"#);
@@ -85,18 +90,18 @@ async fn case_01_post_json_success(app: &TestApp) {
     assert_eq!(log.code_status, "success");
     assert_eq!(log.authentication_status, "success");
     assert_eq!(log.http_status, 200);
-    assert_eq!(log.endpoint, "webhook_post");
+    assert_eq!(log.endpoint, n.of("webhook_post"));
     assert_eq!(log.request_method, "post");
     assert_eq!(log.request_payload, Some(json!({"some": "data"})));
     assert_eq!(log.result_message.as_deref(), Some("POST ok"));
     assert_eq!(log.error_message, None);
-    assert_eq!(log.webhook_reference.as_deref(), Some("webhook_post"));
-    assert_eq!(log.authenticator_reference.as_deref(), Some("always_ok"));
+    assert_eq!(log.webhook_reference, Some(n.of("webhook_post")));
+    assert_eq!(log.authenticator_reference, Some(n.of("always_ok")));
     assert_eq!(log.user_id, Some(1));
 }
 
-async fn case_02_get_with_query(app: &TestApp) {
-    let response = reqwest::get(format!("{}?foo=bar", app.url("webhook_get")))
+async fn case_02_get_with_query(app: &TestApp, n: &Names) {
+    let response = reqwest::get(format!("{}?foo=bar", app.url(&n.of("webhook_get"))))
         .await
         .unwrap();
     let (status, _, message) = answer(response).await;
@@ -111,8 +116,8 @@ async fn case_02_get_with_query(app: &TestApp) {
     assert_eq!(log.request_payload, Some(json!({"foo": "bar"})));
 }
 
-async fn case_03_unknown_endpoint(app: &TestApp) {
-    let (status, text, _) = answer(post_json(app, "missing", r#"{"test": 1}"#).await).await;
+async fn case_03_unknown_endpoint(app: &TestApp, n: &Names) {
+    let (status, text, _) = answer(post_json(app, &n.of("missing"), r#"{"test": 1}"#).await).await;
     assert_eq!(status, 404);
     assert_eq!(text, r#"{"message": "Webhook not found"}"#);
     let log = app.last_log();
@@ -121,20 +126,20 @@ async fn case_03_unknown_endpoint(app: &TestApp) {
     assert_eq!(log.code_status, "skipped");
     assert_eq!(log.authentication_status, "failed");
     assert_eq!(log.http_status, 404);
-    assert_eq!(log.endpoint, "missing");
+    assert_eq!(log.endpoint, n.of("missing"));
     assert_eq!(log.error_message.as_deref(), Some("Webhook not found"));
     assert_eq!(log.request_payload, Some(json!({"test": 1})));
     assert_eq!(log.user_id, None);
 }
 
-async fn case_04_wrong_method(app: &TestApp) {
-    let response = reqwest::get(app.url("webhook_post")).await.unwrap();
+async fn case_04_wrong_method(app: &TestApp, n: &Names) {
+    let response = reqwest::get(app.url(&n.of("webhook_post"))).await.unwrap();
     let (status, _, message) = answer(response).await;
     assert_eq!((status, message), (404, json!("Webhook not found")));
     let log = app.last_log();
     assert_eq!(log.webhook_reference, None);
     assert_eq!(log.request_method, "get");
-    assert_eq!(log.endpoint, "webhook_post");
+    assert_eq!(log.endpoint, n.of("webhook_post"));
     assert_eq!(
         (log.authentication_status.as_str(), log.code_status.as_str()),
         ("failed", "skipped")
@@ -142,16 +147,17 @@ async fn case_04_wrong_method(app: &TestApp) {
     assert_eq!(log.error_message.as_deref(), Some("Webhook not found"));
 }
 
-async fn case_05_post_without_body(app: &TestApp) {
-    let (status, _, message) = answer(post_json(app, "webhook_post", "").await).await;
+async fn case_05_post_without_body(app: &TestApp, n: &Names) {
+    let (status, _, message) = answer(post_json(app, &n.of("webhook_post"), "").await).await;
     assert_eq!((status, message), (200, json!("POST ok")));
     let log = app.last_log();
     assert_eq!(log.http_status, 200);
     assert_eq!(log.request_payload, Some(json!({})));
 }
 
-async fn case_06_authenticator_denies(app: &TestApp) {
-    let (status, _, message) = answer(post_json(app, "forbidden", r#"{"fail": 1}"#).await).await;
+async fn case_06_authenticator_denies(app: &TestApp, n: &Names) {
+    let (status, _, message) =
+        answer(post_json(app, &n.of("forbidden"), r#"{"fail": 1}"#).await).await;
     assert_eq!(
         (status, message),
         (403, json!("Authentication not allowed"))
@@ -160,7 +166,7 @@ async fn case_06_authenticator_denies(app: &TestApp) {
     assert_eq!(log.code_status, "skipped");
     assert_eq!(log.authentication_status, "failed");
     assert_eq!(log.http_status, 403);
-    assert_eq!(log.endpoint, "forbidden");
+    assert_eq!(log.endpoint, n.of("forbidden"));
     assert_eq!(log.request_payload, Some(json!({"fail": 1})));
     assert_eq!(
         log.error_message.as_deref(),
@@ -168,8 +174,8 @@ async fn case_06_authenticator_denies(app: &TestApp) {
     );
 }
 
-async fn case_07_webhook_code_raises(app: &TestApp) {
-    let (status, _, message) = answer(post_json(app, "webhook_raise", "{}").await).await;
+async fn case_07_webhook_code_raises(app: &TestApp, n: &Names) {
+    let (status, _, message) = answer(post_json(app, &n.of("webhook_raise"), "{}").await).await;
     assert_eq!(status, 500);
     assert!(
         message.as_str().unwrap().contains("Some error!"),
@@ -184,9 +190,9 @@ async fn case_07_webhook_code_raises(app: &TestApp) {
     assert_eq!(log.result_message, None);
 }
 
-async fn case_08_headers_are_stored_and_message_returned(app: &TestApp) {
+async fn case_08_headers_are_stored_and_message_returned(app: &TestApp, n: &Names) {
     let response = reqwest::Client::new()
-        .post(app.url("webhook_post"))
+        .post(app.url(&n.of("webhook_post")))
         .header("Content-Type", "application/json")
         .header("x-test-header", "xxx")
         .body(r#"{"foo": "bar"}"#)
@@ -206,20 +212,20 @@ async fn case_08_headers_are_stored_and_message_returned(app: &TestApp) {
     assert!(text.contains(&log.result_message.unwrap()));
 }
 
-async fn case_09_log_has_the_client_address(app: &TestApp) {
-    post_json(app, "webhook_post", r#"{"check": "ip"}"#).await;
+async fn case_09_log_has_the_client_address(app: &TestApp, n: &Names) {
+    post_json(app, &n.of("webhook_post"), r#"{"check": "ip"}"#).await;
     assert_eq!(app.last_log().ip_address.as_deref(), Some("127.0.0.1"));
 }
 
-async fn case_10_inactive_webhook(app: &TestApp) {
+async fn case_10_inactive_webhook(app: &TestApp, n: &Names) {
     let (status, _, message) =
-        answer(post_json(app, "webhook_archived", r#"{"a": 1}"#).await).await;
+        answer(post_json(app, &n.of("webhook_archived"), r#"{"a": 1}"#).await).await;
     assert_eq!((status, message), (404, json!("Webhook not found")));
     assert_eq!(app.last_log().webhook_reference, None);
 }
 
-async fn case_11_authenticator_code_raises(app: &TestApp) {
-    let (status, _, message) = answer(post_json(app, "bad_auth", r#"{"x": 1}"#).await).await;
+async fn case_11_authenticator_code_raises(app: &TestApp, n: &Names) {
+    let (status, _, message) = answer(post_json(app, &n.of("bad_auth"), r#"{"x": 1}"#).await).await;
     assert_eq!(status, 403);
     assert!(message.as_str().unwrap().contains("auth fail"), "{message}");
     let log = app.last_log();
@@ -228,20 +234,20 @@ async fn case_11_authenticator_code_raises(app: &TestApp) {
         ("failed", "skipped")
     );
     assert_eq!(log.http_status, 403);
-    assert_eq!(log.endpoint, "bad_auth");
+    assert_eq!(log.endpoint, n.of("bad_auth"));
     assert!(log.error_message.unwrap().contains("auth fail"));
 }
 
-async fn case_12_json_and_form_content_types(app: &TestApp) {
+async fn case_12_json_and_form_content_types(app: &TestApp, n: &Names) {
     let (status, _, message) =
-        answer(post_json(app, "webhook_json", r#"{"json_test": "ok"}"#).await).await;
+        answer(post_json(app, &n.of("webhook_json"), r#"{"json_test": "ok"}"#).await).await;
     assert_eq!((status, message), (200, json!("POST JSON ok")));
     let log = app.last_log();
     assert_eq!(log.http_status, 200);
     assert_eq!(log.request_payload, Some(json!({"json_test": "ok"})));
 
     let response = reqwest::Client::new()
-        .post(app.url("webhook_form"))
+        .post(app.url(&n.of("webhook_form")))
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body("form_field=ok")
         .send()
@@ -255,7 +261,7 @@ async fn case_12_json_and_form_content_types(app: &TestApp) {
     );
 }
 
-async fn case_13_ipv4_and_ipv6_allowlist(app: &TestApp) {
+async fn case_13_ipv4_and_ipv6_allowlist(app: &TestApp, n: &Names) {
     let cases = [
         ("203.0.113.5", 200, "IP OK"),
         ("2001:db8::42", 200, "IP OK"),
@@ -269,8 +275,9 @@ async fn case_13_ipv4_and_ipv6_allowlist(app: &TestApp) {
         let response = app
             .client_from(peer)
             .post(format!(
-                "{}/cetmix_tower_webhooks/webhook_iptest",
-                app.base_for(peer)
+                "{}/cetmix_tower_webhooks/{}",
+                app.base_for(peer),
+                n.of("webhook_iptest")
             ))
             .body(r#"{"ip": "test"}"#)
             .send()
@@ -317,10 +324,10 @@ async fn via_proxy(
     (status, message)
 }
 
-async fn case_14_proxy_headers_ignored_without_trusted_proxy(app: &TestApp) {
+async fn case_14_proxy_headers_ignored_without_trusted_proxy(app: &TestApp, n: &Names) {
     let answer = via_proxy(
         app,
-        "proxy_ignored",
+        &n.of("proxy_ignored"),
         "203.0.113.7, 10.0.0.5",
         Some("203.0.113.7"),
     )
@@ -329,17 +336,17 @@ async fn case_14_proxy_headers_ignored_without_trusted_proxy(app: &TestApp) {
     assert_eq!(app.last_log().ip_address.as_deref(), Some("10.0.0.5"));
 }
 
-async fn case_15_forwarded_for_honoured_from_trusted_proxy(app: &TestApp) {
-    let answer = via_proxy(app, "proxy_xff", "203.0.113.7, 10.0.0.5", None).await;
+async fn case_15_forwarded_for_honoured_from_trusted_proxy(app: &TestApp, n: &Names) {
+    let answer = via_proxy(app, &n.of("proxy_xff"), "203.0.113.7, 10.0.0.5", None).await;
     assert_eq!(answer, (200, json!("OK XFF")));
     // The log records the effective client, not the proxy.
     assert_eq!(app.last_log().ip_address.as_deref(), Some("203.0.113.7"));
 }
 
-async fn case_16_real_ip_fallback_when_forwarded_for_is_garbage(app: &TestApp) {
+async fn case_16_real_ip_fallback_when_forwarded_for_is_garbage(app: &TestApp, n: &Names) {
     let answer = via_proxy(
         app,
-        "proxy_real_ip",
+        &n.of("proxy_real_ip"),
         "garbage, not_an_ip",
         Some("203.0.113.8"),
     )
@@ -348,10 +355,10 @@ async fn case_16_real_ip_fallback_when_forwarded_for_is_garbage(app: &TestApp) {
     assert_eq!(app.last_log().ip_address.as_deref(), Some("203.0.113.8"));
 }
 
-async fn case_17_invalid_proxy_headers_fall_back_to_the_peer(app: &TestApp) {
+async fn case_17_invalid_proxy_headers_fall_back_to_the_peer(app: &TestApp, n: &Names) {
     let answer = via_proxy(
         app,
-        "proxy_xff",
+        &n.of("proxy_xff"),
         "not_an_ip, also_bad",
         Some("bad_ip_value"),
     )
@@ -360,15 +367,15 @@ async fn case_17_invalid_proxy_headers_fall_back_to_the_peer(app: &TestApp) {
     assert_eq!(app.last_log().ip_address.as_deref(), Some("10.0.0.5"));
 }
 
-async fn case_18_immediate_peer_in_allowlist(app: &TestApp) {
-    let answer = via_proxy(app, "proxy_peer", "203.0.113.7", None).await;
+async fn case_18_immediate_peer_in_allowlist(app: &TestApp, n: &Names) {
+    let answer = via_proxy(app, &n.of("proxy_peer"), "203.0.113.7", None).await;
     assert_eq!(answer, (200, json!("OK immediate peer")));
 }
 
 /// Documented difference: the authenticator's `http_code` is honoured (the module always
 /// answers 403).
-async fn denying_authenticator_chooses_its_status(app: &TestApp) {
-    let (status, _, message) = answer(post_json(app, "teapot", "{}").await).await;
+async fn denying_authenticator_chooses_its_status(app: &TestApp, n: &Names) {
+    let (status, _, message) = answer(post_json(app, &n.of("teapot"), "{}").await).await;
     assert_eq!((status, message), (418, json!("I am a teapot!")));
     let log = app.last_log();
     assert_eq!(log.http_status, 418);
@@ -377,9 +384,9 @@ async fn denying_authenticator_chooses_its_status(app: &TestApp) {
 
 /// Documented difference: X-Forwarded-For is walked from the right, so a client cannot
 /// choose its address by sending the header to a trusted proxy that appends to it.
-async fn spoofed_forwarded_for_entry_is_not_taken(app: &TestApp) {
+async fn spoofed_forwarded_for_entry_is_not_taken(app: &TestApp, n: &Names) {
     // The client wrote 203.0.113.66; the proxy appended the real client 198.51.100.1.
-    let answer = via_proxy(app, "proxy_xff", "203.0.113.66, 198.51.100.1", None).await;
+    let answer = via_proxy(app, &n.of("proxy_xff"), "203.0.113.66, 198.51.100.1", None).await;
     assert_eq!(answer, (403, json!("Address not allowed")));
     assert_eq!(app.last_log().ip_address.as_deref(), Some("198.51.100.1"));
 }

@@ -109,7 +109,7 @@ async fn metrics_reflect_a_known_sequence_of_calls() {
 #[tokio::test]
 async fn odoo_metrics_count_refreshes_rpc_and_the_outbox() {
     let odoo = TestOdoo::start().await;
-    let Some(emulator) = odoo.emulator() else {
+    let Some(emulator) = odoo.emulator_only("takes Odoo down") else {
         return;
     };
     odoo.grant_log_create().await;
@@ -117,7 +117,7 @@ async fn odoo_metrics_count_refreshes_rpc_and_the_outbox() {
     let app = spawn_app_shipping_to(&odoo, |_| {}).await;
     emulator.down().await;
     for _ in 0..3 {
-        assert_eq!(post(&app, "hook").await, 200);
+        assert_eq!(post(&app, &odoo.name("hook")).await, 200);
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let m = metrics(&app.base()).await;
@@ -132,7 +132,10 @@ async fn odoo_metrics_count_refreshes_rpc_and_the_outbox() {
         "{m:?}"
     );
     emulator.up().await;
-    odoo.wait_for_logs(3, Duration::from_secs(10)).await;
+    assert_eq!(
+        odoo.wait_for_logs(3, Duration::from_secs(10)).await.len(),
+        3
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let m = metrics(&app.base()).await;
     assert_eq!(m["towerhook_outbox_records"], 0.0);

@@ -1,13 +1,15 @@
 //! The Odoo objects in snippets (`env`, `user`, `uid`, `tower`, ...) over RPC, as the
-//! webhook's run-as user, against the emulator.
+//! webhook's run-as user, against the emulator or a real Odoo (README, "Testing against a
+//! real Odoo": the service user needs "Contact Creation", the run-as tests a plain user).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::odoo::{DEMO_KEY, TestOdoo, spawn_app_on};
+use common::odoo::{TestOdoo, spawn_app_on};
 use common::{TestApp, answer, spawn_app};
 use serde_json::{Value, json};
+use towerhook::odoo::Call;
 
 async fn call(app: &TestApp, endpoint: &str, payload: Value) -> (u16, Value) {
     let response = reqwest::Client::new()
@@ -38,12 +40,22 @@ result = {
 #[tokio::test]
 async fn a_snippet_searches_creates_writes_calls_and_reads_a_many2one() {
     let odoo = TestOdoo::start().await;
-    let Some(emulator) = odoo.emulator() else {
-        return;
-    };
     odoo.open_webhook("workflow", WORKFLOW, 1).await;
+    let partner = odoo.names().label("Webhook Partner");
+    // What the service user finds itself (a real database holds other partners).
+    let admins = odoo
+        .client
+        .execute(
+            &Call::model("res.partner", "search_count").arg(json!([["name", "ilike", "admin"]])),
+        )
+        .await
+        .unwrap();
     let app = spawn_app_on(&odoo, |_| {}).await;
-    let (status, message) = call(&app, "workflow", json!({"name": "Webhook Partner"})).await;
+    let (status, message) = call(&app, &odoo.name("workflow"), json!({"name": partner})).await;
+    let created = odoo
+        .search("res.partner", json!([["name", "=", partner]]))
+        .await;
+    odoo.track("res.partner", &created);
     assert_eq!(status, 200, "{message}");
     // `uid` names the user whose rights the code uses: the superuser runs as the service
     // user (no administrator configured for it).
@@ -51,19 +63,29 @@ async fn a_snippet_searches_creates_writes_calls_and_reads_a_many2one() {
     assert_eq!(
         message,
         json!(format!(
-            "1|Webhook Partner|updated|Belgium|True|{service_uid}"
+            "{admins}|{partner}|updated|Belgium|True|{service_uid}"
         )),
-        "one admin partner; the record as written; its country through the many2one"
+        "the admin partners; the record as written; its country through the many2one; \
+         the service user's uid"
     );
-    let created = emulator
-        .control(
-            "POST",
-            "/records/res.partner/search",
-            Some(json!({"domain": [["name", "=", "Webhook Partner"]]})),
+    let rows = odoo
+        .client
+        .execute(
+            &Call::model("res.partner", "read")
+                .arg(json!(created))
+                .arg(json!(["comment", "create_uid"])),
         )
-        .await;
-    assert_eq!(created["records"][0]["comment"], json!("updated"));
+        .await
+        .unwrap();
+    assert_eq!(
+        rows[0]["comment"].as_str().map(|c| c.contains("updated")),
+        Some(true)
+    );
     // The superuser (the module's default "Run as User") runs as the service user.
+    assert_eq!(rows[0]["create_uid"][0], json!(odoo.uid()));
+    let Some(emulator) = odoo.emulator_only("reads the call journal") else {
+        return;
+    };
     let calls = emulator.journal("model=res.partner").await;
     assert!(!calls.is_empty());
     assert!(
@@ -93,10 +115,10 @@ except AccessError as error:
     .await;
     let app = spawn_app_on(&odoo, |_| {}).await;
     assert_eq!(
-        call(&app, "caught", json!({})).await,
+        call(&app, &odoo.name("caught"), json!({})).await,
         (200, json!("refused: True"))
     );
-    let (status, message) = call(&app, "uncaught", json!({})).await;
+    let (status, message) = call(&app, &odoo.name("uncaught"), json!({})).await;
     assert_eq!(status, 500);
     let message = message.as_str().unwrap();
     assert!(
@@ -107,7 +129,7 @@ except AccessError as error:
         !message.contains("AccessError("),
         "Odoo's text passes through: {message}"
     );
-    let (status, message) = call(&app, "missing", json!({})).await;
+    let (status, message) = call(&app, &odoo.name("missing"), json!({})).await;
     assert_eq!(status, 500);
     assert!(
         message.as_str().unwrap().contains("Record does not exist"),
@@ -118,10 +140,12 @@ except AccessError as error:
 #[tokio::test]
 async fn code_runs_as_the_mapped_run_as_user() {
     let odoo = TestOdoo::start().await;
-    let Some(emulator) = odoo.emulator() else {
+    // A plain internal user: it may read partners, not create them (that needs "Contact
+    // Creation"), and not read webhooks (Root only). Odoo's refusal reaches the snippet
+    // as AccessError with Odoo's text.
+    let Some(user) = odoo.plain_user().await else {
         return;
     };
-    // demo (uid 5) is a plain internal user: it may read partners, not webhooks.
     let code = r#"
 names = env["res.partner"].search([], limit=1).mapped("name")
 try:
@@ -129,44 +153,66 @@ try:
     hooks = "readable"
 except AccessError:
     hooks = "refused"
-result = {"exit_code": 0, "message": "%s %s %s" % (uid, user.login, hooks)}
+try:
+    env["res.partner"].create({"name": "never created"})
+    partners = "created"
+except AccessError as error:
+    partners = "refused" if "Extra Rights/Contact Creation" in str(error) else str(error)
+result = {"exit_code": 0, "message": "%s %s %s %s %s" % (
+    uid, user.login, bool(names), hooks, partners)}
 "#;
-    odoo.open_webhook("as_demo", code, 5).await;
+    odoo.open_webhook("as_plain_user", code, user.uid).await;
     let app = spawn_app_on(&odoo, |s| {
-        s.run_as_users.insert("demo".into(), DEMO_KEY.into());
+        s.run_as_users
+            .insert(user.login.clone(), user.secret.clone());
     })
     .await;
     assert_eq!(
-        call(&app, "as_demo", json!({})).await,
-        (200, json!("5 demo refused"))
+        call(&app, &odoo.name("as_plain_user"), json!({})).await,
+        (
+            200,
+            json!(format!("{} {} True refused refused", user.uid, user.login))
+        )
     );
+    // The log records the run-as user.
+    assert_eq!(app.last_log().user_id, Some(user.uid));
+    let Some(emulator) = odoo.emulator_only("reads the call journal") else {
+        return;
+    };
     let calls = emulator.journal("model=res.partner").await;
     assert!(!calls.is_empty());
-    assert!(calls.iter().all(|c| c["uid"] == json!(5)), "{calls:?}");
-    // The log records the run-as user.
-    assert_eq!(app.last_log().user_id, Some(5));
+    assert!(
+        calls.iter().all(|c| c["uid"] == json!(user.uid)),
+        "{calls:?}"
+    );
 }
 
 #[tokio::test]
 async fn an_unmapped_run_as_user_fails_under_strict_and_runs_as_service_otherwise() {
     let odoo = TestOdoo::start().await;
+    let Some(user) = odoo.plain_user().await else {
+        return;
+    };
     let code = "result = {'exit_code': 0, 'message': '%s' % env['res.partner'].search_count([])}";
-    odoo.open_webhook("unmapped", code, 5).await;
+    odoo.open_webhook("unmapped", code, user.uid).await;
     odoo.open_webhook(
         "plain",
         "result = {'exit_code': 0, 'message': 'no odoo'}",
-        5,
+        user.uid,
     )
     .await;
     let strict = spawn_app_on(&odoo, |_| {}).await;
-    let (status, message) = call(&strict, "unmapped", json!({})).await;
+    let (status, message) = call(&strict, &odoo.name("unmapped"), json!({})).await;
     assert_eq!(status, 500);
     let message = message.as_str().unwrap();
-    assert!(message.contains("Odoo user 5 (demo)"), "{message}");
+    assert!(
+        message.contains(&format!("Odoo user {} ({})", user.uid, user.login)),
+        "{message}"
+    );
     assert!(message.contains("run_as_users"), "{message}");
     // Code that does not use Odoo objects needs no credentials.
     assert_eq!(
-        call(&strict, "plain", json!({})).await,
+        call(&strict, &odoo.name("plain"), json!({})).await,
         (200, json!("no odoo"))
     );
 
@@ -174,15 +220,15 @@ async fn an_unmapped_run_as_user_fails_under_strict_and_runs_as_service_otherwis
         s.run_as_policy = towerhook::configuration::RunAsPolicy::Service;
     })
     .await;
-    let (status, message) = call(&service, "unmapped", json!({})).await;
+    let (status, message) = call(&service, &odoo.name("unmapped"), json!({})).await;
     assert_eq!(status, 200, "{message}");
-    assert_eq!(service.last_log().user_id, Some(5));
+    assert_eq!(service.last_log().user_id, Some(user.uid));
 }
 
 #[tokio::test]
 async fn snippets_waiting_on_a_slow_odoo_wait_together() {
     let odoo = TestOdoo::start().await;
-    let Some(emulator) = odoo.emulator() else {
+    let Some(emulator) = odoo.emulator_only("stalls Odoo") else {
         return;
     };
     odoo.open_webhook(
@@ -200,7 +246,8 @@ async fn snippets_waiting_on_a_slow_odoo_wait_together() {
         )
         .await;
     let started = Instant::now();
-    let calls = (0..4).map(|_| call(&app, "slow_rpc", json!({})));
+    let slow_rpc = odoo.name("slow_rpc");
+    let calls = (0..4).map(|_| call(&app, &slow_rpc, json!({})));
     for (status, message) in futures_util::future::join_all(calls).await {
         assert_eq!(status, 200, "{message}");
     }

@@ -2,14 +2,21 @@
 //! records exactly (tricky scalars included, also as PyYAML reads the files); a second
 //! import changes nothing; a dry run writes nothing; edits are updates of exactly the
 //! edited fields; Odoo's refusals name the record and what was done before.
+//!
+//! Against the emulator or a real Odoo (README, "Testing against a real Odoo"). References
+//! and endpoints carry the test's prefix; the names are the YAML edge cases under test and
+//! stay as they are. A real database holds other definitions: the export writes them too,
+//! and the tests compare and import only their own files and records. "An empty Odoo" to
+//! import into is a second emulator, or on a real Odoo the same database once the test's
+//! records were removed from it.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::odoo::{DATABASE, Emulator, SERVICE_KEY, SERVICE_LOGIN, TestOdoo};
+use common::odoo::{Emulator, TestOdoo};
 use serde_json::{Value, json};
 use towerhook::odoo::Call;
 use towerhook::yaml_sync::{self, Action};
@@ -58,6 +65,10 @@ const CODES: &[&str] = &[
     "é = 'ü'\n",
 ];
 
+/// The user the "as another user" webhook runs as: the administrator (`base.user_admin`,
+/// id 2 in every Odoo database), not the default superuser.
+const OTHER_USER: i64 = 2;
+
 /// Definitions with the shapes that are easy to get wrong in YAML: one webhook per tricky
 /// name (each with a tricky code), an archived GET/form one, one running as another user,
 /// most sharing one authenticator, and an authenticator no webhook uses.
@@ -66,7 +77,7 @@ async fn populate(odoo: &TestOdoo) {
         .create(
             AUTHENTICATOR,
             json!({
-                "name": "Shared", "reference": "shared_auth",
+                "name": "Shared", "reference": odoo.name("shared_auth"),
                 "code": "token = #!cxtower.secret.shared_token!#\nresult = {'allowed': True}",
                 "allowed_ip_addresses": "10.0.0.0/8, 2001:db8::/32",
                 "trusted_proxy_ips": "10.0.0.5",
@@ -76,12 +87,12 @@ async fn populate(odoo: &TestOdoo) {
     let form = odoo
         .create(
             AUTHENTICATOR,
-            json!({"name": "on", "reference": "form_auth", "code": "\n  # indented\nresult = {'allowed': True}\n\n"}),
+            json!({"name": "on", "reference": odoo.name("form_auth"), "code": "\n  # indented\nresult = {'allowed': True}\n\n"}),
         )
         .await;
     odoo.create(
         AUTHENTICATOR,
-        json!({"name": "1:20", "reference": "lonely_auth", "code": "result = {'allowed': False}"}),
+        json!({"name": "1:20", "reference": odoo.name("lonely_auth"), "code": "result = {'allowed': False}"}),
     )
     .await;
     for (index, (name, code)) in NAMES.iter().zip(CODES).enumerate() {
@@ -89,8 +100,8 @@ async fn populate(odoo: &TestOdoo) {
             .create(
                 WEBHOOK,
                 json!({
-                    "name": format!("hook {index}"), "reference": format!("tricky_{index}"),
-                    "endpoint": format!("ci/tricky-{index}"), "code": code,
+                    "name": format!("hook {index}"), "reference": odoo.name(&format!("tricky_{index}")),
+                    "endpoint": format!("{}/tricky-{index}", odoo.prefix), "code": code,
                     "authenticator_id": shared,
                 }),
             )
@@ -99,14 +110,15 @@ async fn populate(odoo: &TestOdoo) {
         odoo.write(WEBHOOK, id, json!({"name": name})).await;
     }
     for values in [
-        json!({"name": "Archived GET", "reference": "archived_get", "endpoint": "archived",
-               "method": "get", "content_type": "form", "active": false, "code": "pass",
-               "authenticator_id": form}),
-        json!({"name": "Form POST", "reference": "form_post", "endpoint": "form",
+        json!({"name": "Archived GET", "reference": odoo.name("archived_get"),
+               "endpoint": odoo.name("archived"), "method": "get", "content_type": "form",
+               "active": false, "code": "pass", "authenticator_id": form}),
+        json!({"name": "Form POST", "reference": odoo.name("form_post"), "endpoint": odoo.name("form"),
                "content_type": "form", "code": "pass\n", "authenticator_id": form}),
-        json!({"name": "As demo", "reference": "as_demo", "endpoint": "demo/run",
-               "code": "pass", "user_id": 5, "authenticator_id": shared}),
-        json!({"name": "Simple", "reference": "simple", "endpoint": "simple_ep",
+        json!({"name": "As another user", "reference": odoo.name("as_other_user"),
+               "endpoint": format!("{}/run", odoo.prefix), "code": "pass", "user_id": OTHER_USER,
+               "authenticator_id": shared}),
+        json!({"name": "Simple", "reference": odoo.name("simple"), "endpoint": odoo.name("simple_ep"),
                "code": "result = {'exit_code': 0, 'message': '0755'}", "authenticator_id": shared}),
     ] {
         odoo.create(WEBHOOK, values).await;
@@ -116,20 +128,85 @@ async fn populate(odoo: &TestOdoo) {
 const WEBHOOKS: usize = NAMES.len() + 4;
 const AUTHENTICATORS: usize = 3;
 
-/// The definitions of `populate`, exported to a fresh directory.
-async fn exported(source: &TestOdoo) -> tempfile::TempDir {
+/// The file `export` writes for this test's webhook `name`.
+fn webhook_file(odoo: &TestOdoo, dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("webhook_{}.yaml", odoo.name(name)))
+}
+
+/// Key of a record in `definitions`: `webhook "<prefix>_<name>"`.
+fn key(odoo: &TestOdoo, kind: &str, name: &str) -> String {
+    format!("{kind} {:?}", odoo.name(name))
+}
+
+/// The definitions of `populate`, exported to a fresh directory, and a directory with only
+/// this test's files of it (the same files on the emulator; a real database has others).
+async fn exported(source: &TestOdoo) -> (tempfile::TempDir, tempfile::TempDir) {
     populate(source).await;
     let dir = tempfile::tempdir().unwrap();
     yaml_sync::export(&source.client, dir.path()).await.unwrap();
-    dir
+    let own = own_files(source, dir.path());
+    (dir, own)
 }
 
-/// Every exported field of every record, by "model reference"; many2ones as references,
-/// empty text as "".
+/// A copy of the files in `dir` that hold this test's records (their names carry its
+/// prefix), for imports that must not touch anybody else's definitions.
+fn own_files(odoo: &TestOdoo, dir: &Path) -> tempfile::TempDir {
+    let own = tempfile::tempdir().unwrap();
+    for path in files(dir) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.contains(&odoo.prefix) {
+            std::fs::copy(&path, own.path().join(&name)).unwrap();
+        }
+    }
+    own
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// An Odoo without this test's definitions, to import into.
+enum Target<'a> {
+    /// A second emulator, with the source's prefix so that the imported records are found
+    /// and removed like the source's.
+    Fresh(Box<TestOdoo>),
+    /// A real Odoo: the source's database, the source's records removed from it.
+    Same(&'a TestOdoo),
+}
+
+impl std::ops::Deref for Target<'_> {
+    type Target = TestOdoo;
+
+    fn deref(&self) -> &TestOdoo {
+        match self {
+            Target::Fresh(odoo) => odoo,
+            Target::Same(odoo) => odoo,
+        }
+    }
+}
+
+async fn empty_target(source: &TestOdoo) -> Target<'_> {
+    if source.is_real() {
+        let problems = source.remove_test_records().await;
+        assert!(problems.is_empty(), "{problems:?}");
+        return Target::Same(source);
+    }
+    let mut target = TestOdoo::start().await;
+    target.prefix = source.prefix.clone();
+    Target::Fresh(Box::new(target))
+}
+
+/// Every exported field of this test's records, by "model reference"; many2ones as
+/// references, empty text as "".
 async fn definitions(odoo: &TestOdoo) -> BTreeMap<String, Value> {
     let read = |model: &'static str, fields: Value| async move {
         let call = Call::model(model, "search_read")
-            .arg(json!([]))
+            .arg(json!([["reference", "=like", format!("{}%", odoo.prefix)]]))
             .arg(fields)
             .kwarg("context", json!({"active_test": false}));
         let rows = odoo.client.execute(&call).await.unwrap();
@@ -220,46 +297,59 @@ fn keys(value: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// Webhooks and authenticators the service user can read (a real database holds others
+/// than this test's).
+async fn readable(odoo: &TestOdoo) -> (usize, usize) {
+    (
+        odoo.search(WEBHOOK, json!([])).await.len(),
+        odoo.search(AUTHENTICATOR, json!([])).await.len(),
+    )
+}
+
 #[tokio::test]
 async fn export_then_import_into_an_empty_odoo_reproduces_the_records() {
     let source = TestOdoo::start().await;
-    if source.emulator().is_none() {
-        return;
-    }
     populate(&source).await;
     let dir = tempfile::tempdir().unwrap();
     let report = yaml_sync::export(&source.client, dir.path()).await.unwrap();
+    let (webhooks, authenticators) = readable(&source).await;
     assert_eq!(
         (report.webhooks, report.authenticators),
-        (WEBHOOKS, AUTHENTICATORS)
+        (webhooks, authenticators)
     );
+    if source.emulator.is_some() {
+        assert_eq!((webhooks, authenticators), (WEBHOOKS, AUTHENTICATORS));
+    }
+    let own = own_files(&source, dir.path());
     assert_eq!(
-        report.files.len(),
+        files(own.path()).len(),
         WEBHOOKS + 1,
         "one per webhook, one for the unused authenticator: {report}"
     );
     assert!(
-        report.skipped.is_empty() && report.others.is_empty(),
+        !report.skipped.iter().any(|r| r.starts_with(&source.prefix)) && report.others.is_empty(),
         "{report}"
     );
     assert!(report.to_string().ends_with(&format!(
-        "{WEBHOOKS} webhook(s) and 3 authenticator(s) exported to {} (no secret values)",
+        "{webhooks} webhook(s) and {authenticators} authenticator(s) exported to {} (no secret \
+         values)",
         dir.path().display()
     )));
-    assert!(dir.path().join("webhook_tricky_0.yaml").is_file());
-    assert!(
-        dir.path()
-            .join("webhook_authenticator_lonely_auth.yaml")
-            .is_file()
-    );
+    let tricky = webhook_file(&source, dir.path(), "tricky_0");
+    assert!(tricky.is_file());
+    let lonely = dir.path().join(format!(
+        "webhook_authenticator_{}.yaml",
+        source.name("lonely_auth")
+    ));
+    assert!(lonely.is_file());
 
     // The YAML source reads them as they are.
-    let loaded = towerhook::source::yaml::load_dir(dir.path(), Default::default()).unwrap();
+    let loaded = towerhook::source::yaml::load_dir(own.path(), Default::default()).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 
     // The module's layout: header comments, a blank line, the version, the records with
     // the module's field order, the authenticator embedded without its model.
-    let text = std::fs::read_to_string(dir.path().join("webhook_tricky_0.yaml")).unwrap();
+    let text = std::fs::read_to_string(&tricky).unwrap();
     let (header, body) = text.split_once("\n\n").unwrap();
     assert!(header.lines().all(|l| l.starts_with("# ")), "{text}");
     assert!(header.contains("towerhook"), "{text}");
@@ -298,8 +388,7 @@ async fn export_then_import_into_an_empty_odoo_reproduces_the_records() {
             "trusted_proxy_ips"
         ]
     );
-    let text =
-        std::fs::read_to_string(dir.path().join("webhook_authenticator_lonely_auth.yaml")).unwrap();
+    let text = std::fs::read_to_string(&lonely).unwrap();
     let document: Value = serde_saphyr::from_str(&text).unwrap();
     assert_eq!(
         keys(&document["records"][0]),
@@ -317,31 +406,42 @@ async fn export_then_import_into_an_empty_odoo_reproduces_the_records() {
         "empty text as false: {text}"
     );
     // Run as User only when it is not the default.
-    let text = std::fs::read_to_string(dir.path().join("webhook_as_demo.yaml")).unwrap();
+    let text = std::fs::read_to_string(webhook_file(&source, dir.path(), "as_other_user")).unwrap();
     assert!(
-        text.ends_with("  content_type: json\n  user_id: 5\n"),
+        text.ends_with(&format!("  content_type: json\n  user_id: {OTHER_USER}\n")),
         "{text}"
     );
 
     // A dry run into an empty Odoo plans every creation and writes nothing.
-    let target = TestOdoo::start().await;
-    let emulator = target.emulator().unwrap();
-    let since = last_seq(emulator).await;
-    let dry = yaml_sync::import(&target.client, dir.path(), false)
+    let expected = definitions(&source).await;
+    assert_eq!(expected.len(), WEBHOOKS + AUTHENTICATORS);
+    let target = empty_target(&source).await;
+    let journal = target.emulator_only("reads the call journal");
+    let since = match journal {
+        Some(emulator) => last_seq(emulator).await,
+        None => 0,
+    };
+    let dry = yaml_sync::import(&target.client, own.path(), false)
         .await
         .unwrap();
     assert_eq!(dry.changes(), WEBHOOKS + AUTHENTICATORS, "{dry}");
     let lines: Vec<String> = dry.to_string().lines().map(String::from).collect();
-    assert_eq!(lines[0], "create authenticator \"form_auth\"", "{dry}");
+    assert_eq!(
+        lines[0],
+        format!("create authenticator {:?}", source.name("form_auth")),
+        "{dry}"
+    );
     assert!(
-        lines.contains(&"create webhook \"tricky_0\"".to_string()),
+        lines.contains(&format!("create webhook {:?}", source.name("tricky_0"))),
         "{dry}"
     );
     assert!(lines.last().unwrap().contains("dry run"), "{dry}");
-    assert!(writes_since(emulator, since).await.is_empty());
+    if let Some(emulator) = journal {
+        assert!(writes_since(emulator, since).await.is_empty());
+    }
     assert!(definitions(&target).await.is_empty());
 
-    let applied = yaml_sync::import(&target.client, dir.path(), true)
+    let applied = yaml_sync::import(&target.client, own.path(), true)
         .await
         .unwrap();
     assert_eq!(applied.changes(), WEBHOOKS + AUTHENTICATORS, "{applied}");
@@ -350,13 +450,14 @@ async fn export_then_import_into_an_empty_odoo_reproduces_the_records() {
             .to_string()
             .ends_with(&format!("{} change(s) applied", WEBHOOKS + AUTHENTICATORS))
     );
-    let expected = definitions(&source).await;
-    assert_eq!(expected.len(), WEBHOOKS + AUTHENTICATORS);
     assert_eq!(definitions(&target).await, expected);
 
     // Importing again changes nothing, and writes nothing.
-    let since = last_seq(emulator).await;
-    let again = yaml_sync::import(&target.client, dir.path(), true)
+    let since = match journal {
+        Some(emulator) => last_seq(emulator).await,
+        None => 0,
+    };
+    let again = yaml_sync::import(&target.client, own.path(), true)
         .await
         .unwrap();
     assert_eq!(again.changes(), 0, "{again}");
@@ -367,15 +468,19 @@ async fn export_then_import_into_an_empty_odoo_reproduces_the_records() {
             .all(|a| matches!(a, Action::Unchanged { .. }))
     );
     assert!(
-        again
-            .to_string()
-            .contains("unchanged webhook \"archived_get\""),
+        again.to_string().contains(&format!(
+            "unchanged webhook {:?}",
+            source.name("archived_get")
+        )),
         "{again}"
     );
-    assert!(writes_since(emulator, since).await.is_empty());
+    if let Some(emulator) = journal {
+        assert!(writes_since(emulator, since).await.is_empty());
+    }
+    assert_eq!(definitions(&target).await, expected);
 
     // Importing the files back into the Odoo they came from changes nothing either.
-    let home = yaml_sync::import(&source.client, dir.path(), false)
+    let home = yaml_sync::import(&source.client, own.path(), false)
         .await
         .unwrap();
     assert_eq!(home.changes(), 0, "{home}");
@@ -384,33 +489,37 @@ async fn export_then_import_into_an_empty_odoo_reproduces_the_records() {
 #[tokio::test]
 async fn edited_files_update_exactly_the_edited_fields() {
     let source = TestOdoo::start().await;
-    if source.emulator().is_none() {
-        return;
-    }
-    let dir = exported(&source).await;
-    let simple = dir.path().join("webhook_simple.yaml");
+    let (_all, dir) = exported(&source).await;
+    let simple = webhook_file(&source, dir.path(), "simple");
     let text = std::fs::read_to_string(&simple).unwrap();
-    let text = text
-        .replace("'0755'", "'0644'")
-        .replace("endpoint: simple_ep", "endpoint: simple/v2");
+    let text = text.replace("'0755'", "'0644'").replace(
+        &format!("endpoint: {}", source.name("simple_ep")),
+        &format!("endpoint: {}/v2", source.name("simple")),
+    );
     std::fs::write(&simple, text).unwrap();
     // The shared authenticator is embedded in several files: edit every copy.
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
+    for path in files(dir.path()) {
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replace("10.0.0.0/8, ", "10.0.0.0/16, ")).unwrap();
     }
     // Another authenticator for one webhook, and archived.
-    let demo = dir.path().join("webhook_as_demo.yaml");
-    let text = std::fs::read_to_string(&demo).unwrap();
+    let other = webhook_file(&source, dir.path(), "as_other_user");
+    let text = std::fs::read_to_string(&other).unwrap();
     let (head, rest) = text.split_once("  authenticator_id:\n").unwrap();
     let (_, tail) = rest.split_once("  endpoint:").unwrap();
-    let text = format!("{head}  authenticator_id: lonely_auth\n  endpoint:{tail}")
-        .replace("active: true", "active: false");
-    std::fs::write(&demo, text).unwrap();
+    let text = format!(
+        "{head}  authenticator_id: {}\n  endpoint:{tail}",
+        source.name("lonely_auth")
+    )
+    .replace("active: true", "active: false");
+    std::fs::write(&other, text).unwrap();
 
-    let emulator = source.emulator().unwrap();
-    let since = last_seq(emulator).await;
+    let before = definitions(&source).await;
+    let journal = source.emulator_only("reads the call journal");
+    let since = match journal {
+        Some(emulator) => last_seq(emulator).await,
+        None => 0,
+    };
     let plan = yaml_sync::import(&source.client, dir.path(), false)
         .await
         .unwrap();
@@ -423,37 +532,72 @@ async fn edited_files_update_exactly_the_edited_fields() {
     assert_eq!(
         changes,
         [
-            "update authenticator \"shared_auth\": allowed_ip_addresses",
-            "update webhook \"as_demo\": active, authenticator_id",
-            "update webhook \"simple\": endpoint, code",
+            format!(
+                "update authenticator {:?}: allowed_ip_addresses",
+                source.name("shared_auth")
+            ),
+            format!(
+                "update webhook {:?}: active, authenticator_id",
+                source.name("as_other_user")
+            ),
+            format!("update webhook {:?}: endpoint, code", source.name("simple")),
         ],
         "{plan}"
     );
-    assert!(writes_since(emulator, since).await.is_empty());
+    assert_eq!(definitions(&source).await, before, "the dry run wrote");
+    if let Some(emulator) = journal {
+        assert!(writes_since(emulator, since).await.is_empty());
+    }
 
-    let since = last_seq(emulator).await;
+    let since = match journal {
+        Some(emulator) => last_seq(emulator).await,
+        None => 0,
+    };
     yaml_sync::import(&source.client, dir.path(), true)
         .await
         .unwrap();
-    let writes = writes_since(emulator, since).await;
-    assert_eq!(writes.len(), 3, "{writes:?}");
-    assert!(writes.iter().all(|w| w["model_method"] == "write"));
+    if let Some(emulator) = journal {
+        let writes = writes_since(emulator, since).await;
+        assert_eq!(writes.len(), 3, "{writes:?}");
+        assert!(writes.iter().all(|w| w["model_method"] == "write"));
+    }
     let after = definitions(&source).await;
-    let simple = &after["webhook \"simple\""];
-    assert_eq!(simple["endpoint"], json!("simple/v2"));
+    let simple = &after[&key(&source, "webhook", "simple")];
+    assert_eq!(
+        simple["endpoint"],
+        json!(format!("{}/v2", source.name("simple")))
+    );
     assert_eq!(
         simple["code"],
         json!("result = {'exit_code': 0, 'message': '0644'}")
     );
     assert_eq!(
-        after["authenticator \"shared_auth\""]["allowed_ip_addresses"],
+        after[&key(&source, "authenticator", "shared_auth")]["allowed_ip_addresses"],
         json!("10.0.0.0/16, 2001:db8::/32")
     );
-    let demo = &after["webhook \"as_demo\""];
+    let other = &after[&key(&source, "webhook", "as_other_user")];
     assert_eq!(
-        (&demo["active"], &demo["authenticator_id"], &demo["user_id"]),
-        (&json!(false), &json!("lonely_auth"), &json!(5))
+        (
+            &other["active"],
+            &other["authenticator_id"],
+            &other["user_id"]
+        ),
+        (
+            &json!(false),
+            &json!(source.name("lonely_auth")),
+            &json!(OTHER_USER)
+        )
     );
+    // Nothing else changed.
+    let unchanged = |map: &BTreeMap<String, Value>| {
+        let mut map = map.clone();
+        for name in ["simple", "as_other_user"] {
+            map.remove(&key(&source, "webhook", name));
+        }
+        map.remove(&key(&source, "authenticator", "shared_auth"));
+        map
+    };
+    assert_eq!(unchanged(&after), unchanged(&before));
 }
 
 /// The interpreter with PyYAML (the pyenv one has it), or `None`.
@@ -472,13 +616,10 @@ fn python_with_pyyaml() -> Option<String> {
 #[tokio::test]
 async fn exported_files_read_back_the_same_in_pyyaml() {
     let source = TestOdoo::start().await;
-    if source.emulator().is_none() {
-        return;
-    }
     let Some(python) = python_with_pyyaml() else {
         return;
     };
-    let dir = exported(&source).await;
+    let (_all, dir) = exported(&source).await;
     // Odoo reads these files with PyYAML's safe_load (YAML 1.1): every value must come
     // back as Odoo has it (`false` for empty text; `user_id` absent for the default).
     let script = r#"
@@ -506,14 +647,10 @@ for path in sys.argv[1:]:
         found["webhook %s" % json.dumps(record["reference"])] = row
 print(json.dumps(found))
 "#;
-    let files: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
     let output = Command::new(&python)
         .arg("-c")
         .arg(script)
-        .args(&files)
+        .args(files(dir.path()))
         .output()
         .unwrap();
     assert!(
@@ -527,33 +664,40 @@ print(json.dumps(found))
     for (key, value) in &expected {
         assert_eq!(read.get(key), Some(value), "{key}");
     }
-    assert_eq!(read["webhook \"tricky_0\""]["name"], json!("yes"));
-    assert_eq!(read["webhook \"tricky_4\""]["name"], json!("1:20"));
+    assert_eq!(
+        read[&key(&source, "webhook", "tricky_0")]["name"],
+        json!("yes")
+    );
+    assert_eq!(
+        read[&key(&source, "webhook", "tricky_4")]["name"],
+        json!("1:20")
+    );
 }
 
 #[tokio::test]
 async fn import_errors_name_the_record_and_what_was_done() {
     let source = TestOdoo::start().await;
-    if source.emulator().is_none() {
-        return;
-    }
-    let dir = exported(&source).await;
-    let target = TestOdoo::start().await;
+    let (_all, dir) = exported(&source).await;
+    let target = empty_target(&source).await;
     // Another webhook already serves POST simple_ep.
     target.open_webhook("simple_ep", "pass", 1).await;
     let error = yaml_sync::import(&target.client, dir.path(), true)
         .await
         .unwrap_err();
-    assert!(
-        error.starts_with("import stopped at create webhook \"simple\": "),
-        "{error}"
+    let stopped = format!(
+        "import stopped at create webhook {:?}: ",
+        source.name("simple")
     );
+    assert!(error.starts_with(&stopped), "{error}");
     assert!(
         error.contains("Endpoint and method must be unique"),
         "{error}"
     );
     assert!(
-        error.contains("done before: create authenticator \"form_auth\"; "),
+        error.contains(&format!(
+            "done before: create authenticator {:?}; ",
+            source.name("form_auth")
+        )),
         "{error}"
     );
     // The dry run does not see it (only Odoo knows), and says what it would do.
@@ -561,12 +705,15 @@ async fn import_errors_name_the_record_and_what_was_done() {
         .await
         .unwrap();
     assert!(
-        plan.to_string().contains("create webhook \"simple\""),
+        plan.to_string()
+            .contains(&format!("create webhook {:?}", source.name("simple"))),
         "{plan}"
     );
 
     // Odoo refusing the service user a right.
-    let emulator = target.emulator().unwrap();
+    let Some(emulator) = target.emulator_only("makes Odoo refuse a create") else {
+        return;
+    };
     emulator
         .control(
             "POST",
@@ -578,16 +725,13 @@ async fn import_errors_name_the_record_and_what_was_done() {
             })),
         )
         .await;
-    let simple = dir.path().join("webhook_simple.yaml");
+    let simple = webhook_file(&source, dir.path(), "simple");
     let text = std::fs::read_to_string(&simple).unwrap();
     std::fs::write(&simple, text.replace("simple_ep", "simple_ep2")).unwrap();
     let error = yaml_sync::import(&target.client, dir.path(), true)
         .await
         .unwrap_err();
-    assert!(
-        error.starts_with("import stopped at create webhook \"simple\": "),
-        "{error}"
-    );
+    assert!(error.starts_with(&stopped), "{error}");
     assert!(
         error.contains("AccessError: You are not allowed to create"),
         "{error}"
@@ -599,12 +743,16 @@ async fn import_errors_name_the_record_and_what_was_done() {
 #[tokio::test]
 async fn a_lost_answer_to_a_create_does_not_go_unnoticed() {
     let source = TestOdoo::start().await;
-    if source.emulator().is_none() {
+    if source
+        .emulator_only("drops Odoo's answers to creates")
+        .is_none()
+    {
         return;
     }
-    let dir = exported(&source).await;
-    let target = TestOdoo::start().await;
-    let emulator = target.emulator().unwrap();
+    let (_all, dir) = exported(&source).await;
+    let expected = definitions(&source).await;
+    let target = empty_target(&source).await;
+    let emulator = target.emulator.as_ref().unwrap();
     // The webhook is created, its answer lost; the client's retry is refused as a
     // duplicate endpoint: the record is there, the import goes on.
     emulator
@@ -621,12 +769,12 @@ async fn a_lost_answer_to_a_create_does_not_go_unnoticed() {
         .await
         .unwrap();
     assert_eq!(plan.changes(), WEBHOOKS + AUTHENTICATORS, "{plan}");
-    assert_eq!(definitions(&target).await, definitions(&source).await);
+    assert_eq!(definitions(&target).await, expected);
 
     // An authenticator has no other unique field: the retry creates a second one under
     // another reference, which the next import would not know. Said, not hidden.
-    let target = TestOdoo::start().await;
-    let emulator = target.emulator().unwrap();
+    let target = empty_target(&source).await;
+    let emulator = target.emulator.as_ref().unwrap();
     emulator
         .control(
             "POST",
@@ -641,7 +789,10 @@ async fn a_lost_answer_to_a_create_does_not_go_unnoticed() {
         .await
         .unwrap_err();
     assert!(
-        error.contains("but Odoo stored it with reference \"form_auth_2\""),
+        error.contains(&format!(
+            "but Odoo stored it with reference {:?}",
+            source.name("form_auth_2")
+        )),
         "{error}"
     );
 }
@@ -649,30 +800,34 @@ async fn a_lost_answer_to_a_create_does_not_go_unnoticed() {
 #[tokio::test]
 async fn references_odoo_would_rewrite_are_refused_before_anything_is_written() {
     let odoo = TestOdoo::start().await;
-    let Some(emulator) = odoo.emulator() else {
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
+    let prefix = &odoo.prefix;
     std::fs::write(
         dir.path().join("hooks.yaml"),
-        r#"cetmix_tower_yaml_version: 1
+        format!(
+            r#"cetmix_tower_yaml_version: 1
 records:
 - cetmix_tower_model: webhook
-  reference: Deploy-Prod
+  reference: {prefix}_Deploy-Prod
   name: Deploy
   authenticator_id:
-    reference: open_auth
+    reference: {prefix}_open_auth
     name: Open
-    code: "result = {'allowed': True}"
-  endpoint: deploy
+    code: "result = {{'allowed': True}}"
+  endpoint: {prefix}_deploy
   code: pass
   secret_ids:
-  - reference: deploy_key
+  - reference: {prefix}_deploy_key
   colour: blue
-"#,
+"#
+        ),
     )
     .unwrap();
-    let since = last_seq(emulator).await;
+    let journal = odoo.emulator_only("reads the call journal");
+    let since = match journal {
+        Some(emulator) => last_seq(emulator).await,
+        None => 0,
+    };
     for apply in [false, true] {
         let error = yaml_sync::import(&odoo.client, dir.path(), apply)
             .await
@@ -682,11 +837,15 @@ records:
             "{error}"
         );
         assert!(
-            error.contains("webhook \"Deploy-Prod\": ") && error.contains("\"deployprod\""),
+            error.contains(&format!("webhook \"{prefix}_Deploy-Prod\": "))
+                && error.contains(&format!("\"{prefix}_deployprod\"")),
             "{error}"
         );
     }
-    assert!(writes_since(emulator, since).await.is_empty());
+    assert!(definitions(&odoo).await.is_empty(), "something was written");
+    if let Some(emulator) = journal {
+        assert!(writes_since(emulator, since).await.is_empty());
+    }
 
     // With a reference Odoo keeps, the plan goes ahead and shows the reader's warnings.
     let path = dir.path().join("hooks.yaml");
@@ -708,20 +867,16 @@ records:
 #[tokio::test]
 async fn export_leaves_other_files_alone_and_says_so() {
     let source = TestOdoo::start().await;
-    if source.emulator().is_none() {
-        return;
-    }
-    let dir = exported(&source).await;
+    let (dir, _own) = exported(&source).await;
+    let written = own_file_count(&source, dir.path());
     // A webhook deleted in Odoo since: its file stays, and is reported.
     let simple = source
-        .client
-        .execute(&Call::model(WEBHOOK, "search").arg(json!([["reference", "=", "simple"]])))
-        .await
-        .unwrap();
-    source.unlink(WEBHOOK, simple[0].as_i64().unwrap()).await;
+        .search(WEBHOOK, json!([["reference", "=", source.name("simple")]]))
+        .await;
+    source.unlink(WEBHOOK, simple[0]).await;
     std::fs::write(dir.path().join("README.md"), "not YAML\n").unwrap();
     let report = yaml_sync::export(&source.client, dir.path()).await.unwrap();
-    let old = dir.path().join("webhook_simple.yaml");
+    let old = webhook_file(&source, dir.path(), "simple");
     assert_eq!(report.others, std::slice::from_ref(&old), "{report}");
     assert!(
         report.to_string().contains(&format!(
@@ -730,7 +885,21 @@ async fn export_leaves_other_files_alone_and_says_so() {
         )),
         "{report}"
     );
-    assert_eq!(report.files.len(), WEBHOOKS);
+    let own: Vec<&PathBuf> = report
+        .files
+        .iter()
+        .filter(|f| f.to_string_lossy().contains(&source.prefix))
+        .collect();
+    assert_eq!(own.len(), WEBHOOKS, "{report}");
+    assert_eq!(written - 1, own.len());
+}
+
+/// How many of the files in `dir` hold this test's records.
+fn own_file_count(odoo: &TestOdoo, dir: &Path) -> usize {
+    files(dir)
+        .iter()
+        .filter(|f| f.to_string_lossy().contains(&odoo.prefix))
+        .count()
 }
 
 fn towerhook(args: &[&str], odoo: &TestOdoo, dir: &Path) -> (bool, String) {
@@ -740,9 +909,9 @@ fn towerhook(args: &[&str], odoo: &TestOdoo, dir: &Path) -> (bool, String) {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("TOWERHOOK_ODOO_URL", &odoo.url)
-        .env("TOWERHOOK_ODOO_DB", DATABASE)
-        .env("TOWERHOOK_ODOO_LOGIN", SERVICE_LOGIN)
-        .env("TOWERHOOK_ODOO_API_KEY", SERVICE_KEY)
+        .env("TOWERHOOK_ODOO_DB", &odoo.database)
+        .env("TOWERHOOK_ODOO_LOGIN", &odoo.login)
+        .env("TOWERHOOK_ODOO_API_KEY", &odoo.secret)
         .output()
         .unwrap();
     (
@@ -755,21 +924,21 @@ fn towerhook(args: &[&str], odoo: &TestOdoo, dir: &Path) -> (bool, String) {
 #[tokio::test]
 async fn the_cli_exports_and_plans_an_import() {
     let source = TestOdoo::start().await;
-    if source.emulator().is_none() {
-        return;
-    }
     populate(&source).await;
     let dir = tempfile::tempdir().unwrap();
     let (ok, out) = towerhook(&["export", "--to"], &source, dir.path());
     assert!(ok, "{out}");
+    let (webhooks, authenticators) = readable(&source).await;
     assert!(
         out.contains(&format!(
-            "{WEBHOOKS} webhook(s) and 3 authenticator(s) exported"
+            "{webhooks} webhook(s) and {authenticators} authenticator(s) exported"
         )),
         "{out}"
     );
-    let target = TestOdoo::start().await;
-    let (ok, out) = towerhook(&["import"], &target, dir.path());
+    let own = own_files(&source, dir.path());
+    let expected = definitions(&source).await;
+    let target = empty_target(&source).await;
+    let (ok, out) = towerhook(&["import"], &target, own.path());
     assert!(ok, "{out}");
     assert!(
         out.contains(&format!(
@@ -779,7 +948,7 @@ async fn the_cli_exports_and_plans_an_import() {
         "{out}"
     );
     assert!(definitions(&target).await.is_empty());
-    let (ok, out) = towerhook(&["import", "--apply"], &target, dir.path());
+    let (ok, out) = towerhook(&["import", "--apply"], &target, own.path());
     assert!(ok, "{out}");
-    assert_eq!(definitions(&target).await, definitions(&source).await);
+    assert_eq!(definitions(&target).await, expected);
 }

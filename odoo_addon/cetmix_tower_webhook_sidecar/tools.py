@@ -144,15 +144,25 @@ def choose_global_value(values):
     return None
 
 
+# What the secrets answer holds for a reference without value. Not None: XML-RPC cannot
+# carry None (Odoo marshals without allow_none), so one secret without value would turn
+# the whole answer into a fault ("cannot marshal None unless allow_none is enabled") and
+# towerhook would get no secret at all. False marshals on every transport, and no value
+# is ever False (values are text), so "no value" stays distinct from "" (an empty value).
+NO_SECRET_VALUE = False
+
+
 def secret_value(value):
-    """A resolved value as the method answers it: text stays text, anything else
-    (None: unknown key or no global value; False: empty vault row) is None."""
-    return value if isinstance(value, str) else None
+    """A resolved value as the method answers it: text stays text (an empty text too),
+    anything else (None: unknown key or no global value; False: empty vault row) is
+    NO_SECRET_VALUE (False)."""
+    return value if isinstance(value, str) else NO_SECRET_VALUE
 
 
 def select_secret_values(references, resolve):
-    """``{reference: value or None}`` for exactly ``references``; ``resolve(reference)``
-    answers the global value of the key with that reference, or None."""
+    """``{reference: value or False}`` for exactly ``references``; ``resolve(reference)``
+    answers the global value of the key with that reference, or None. No None anywhere,
+    so the answer marshals over XML-RPC as well as JSON."""
     return {reference: secret_value(resolve(reference)) for reference in references}
 
 

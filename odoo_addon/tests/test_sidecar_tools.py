@@ -9,6 +9,7 @@ import ast
 import json
 import os
 import unittest
+import xmlrpc.client
 
 from . import sidecar_tools
 
@@ -68,11 +69,17 @@ class TestSecretExtraction(unittest.TestCase):
         store = {"known": "s3cr3t", "empty_row": False, "blank": ""}
         result = tools.select_secret_values(["known", "unknown", "empty_row", "blank"],
                                             store.get)
-        self.assertEqual(result, {"known": "s3cr3t", "unknown": None, "empty_row": None,
+        # no value: False, never None; an empty value stays ""
+        self.assertEqual(result, {"known": "s3cr3t", "unknown": False, "empty_row": False,
                                   "blank": ""})
         self.assertEqual(tools.select_secret_values([], store.get), {})
-        # the answer is JSON (JSON-RPC): None becomes null
-        self.assertEqual(json.loads(json.dumps(result))["unknown"], None)
+        # the answer survives both marshallings Odoo uses: JSON, and XML-RPC without
+        # allow_none (where a None would be a fault)
+        self.assertEqual(json.loads(json.dumps(result)), result)
+        marshalled = xmlrpc.client.dumps((result,), methodresponse=True, allow_none=False)
+        self.assertEqual(xmlrpc.client.loads(marshalled)[0][0], result)
+        with self.assertRaises(TypeError):
+            xmlrpc.client.dumps(({"unknown": None},), methodresponse=True, allow_none=False)
 
     def test_normalize_ids(self):
         self.assertEqual(tools.normalize_ids([3, 1, 3], "webhook_ids"), [3, 1])

@@ -226,7 +226,7 @@ ADDONS = {
         "title": "Cetmix Tower Webhook Sidecar",
         "extensions": [WebhookSidecar, WebhookLogSidecar] + NOTIFY_EXTENSIONS,
         "group": ("group_sidecar", "Webhook Sidecar",
-                  "cetmix_tower_base.module_category_cetmix_tower"),
+                  "cetmix_tower_server.ir_module_category_tower"),
     },
 }
 

@@ -219,10 +219,16 @@ class ControlHandler(BaseHTTPRequestHandler):
                             if row.get("login") == body.get("login")), None)
             if uid not in db.tables["res.users"] or not body.get("key"):
                 raise ControlError(400, "need an existing user (uid or login) and a key")
-            db.api_keys[body["key"]] = uid
-            return 200, {"uid": uid, "key": body["key"]}
+            try:
+                key, expires = seed.parse_api_key(
+                    {k: v for k, v in body.items() if k in ("key", "expires")})
+                db.add_api_key(key, uid, expires)
+            except ValueError as exc:
+                raise ControlError(400, str(exc)) from None
+            return 200, {"uid": uid, "key": key,
+                         "expires": expires.strftime("%Y-%m-%d %H:%M:%S") if expires else None}
         if verb == "DELETE" and len(parts) == 1:
-            return 200, {"revoked": db.api_keys.pop(parts[0], None) is not None}
+            return 200, {"revoked": db.revoke_api_key(parts[0])}
         raise ControlError(404, "unsupported api_keys route")
 
     def _faults(self, verb, head, parts, body):

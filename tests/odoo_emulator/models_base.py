@@ -27,20 +27,101 @@ class Country(BaseModel):
     code = F.Char(string="Country Code")
 
 
-class Partner(BaseModel):
-    _name = "res.partner"
-    _description = "Contact"
-    _order = "name, id"
+class Company(BaseModel):
+    _name = "res.company"
+    _description = "Companies"
+    _order = "sequence, name"
+    _sql_constraints = [("name_uniq", ("name",), "The company name must be unique!")]
 
-    name = F.Char(string="Name")
+    name = F.Char(string="Company Name", required=True)
+    partner_id = F.Many2one("res.partner", string="Partner", required=True)
+    sequence = F.Integer(string="Sequence", default=10)
+    active = F.Boolean(string="Active", default=True)
     email = F.Char(string="Email")
     phone = F.Char(string="Phone")
-    active = F.Boolean(string="Active", default=True)
-    is_company = F.Boolean(string="Is a Company", default=False)
-    parent_id = F.Many2one("res.partner", string="Related Company")
-    country_id = F.Many2one("res.country", string="Country", ondelete="restrict")
+    website = F.Char(string="Website Link")
+    vat = F.Char(string="Tax ID")
+    country_id = F.Many2one("res.country", string="Country")
+
+
+class Partner(BaseModel):
+    """res.partner with the fields a stock Odoo (base) has and clients commonly read or
+    write; record rules (multi-company) are not emulated."""
+
+    _name = "res.partner"
+    _description = "Contact"
+    _order = "complete_name ASC, id DESC"
+
+    name = F.Char(string="Name")
+    complete_name = F.Char(string="Complete Name", compute="_compute_complete_name",
+                           store=True)
+    ref = F.Char(string="Reference")
+    lang = F.Char(string="Language")
+    tz = F.Char(string="Timezone")
+    user_id = F.Many2one("res.users", string="Salesperson")
+    vat = F.Char(string="Tax ID")
+    company_registry = F.Char(string="Company ID")
+    website = F.Char(string="Website Link")
     comment = F.Html(string="Notes")
+    active = F.Boolean(string="Active", default=True)
+    employee = F.Boolean(string="Employee")
+    function = F.Char(string="Job Position")
+    type = F.Selection([("contact", "Contact"), ("invoice", "Invoice Address"),
+                        ("delivery", "Delivery Address"), ("other", "Other Address")],
+                       string="Address Type", default="contact")
+    street = F.Char(string="Street")
+    street2 = F.Char(string="Street2")
+    zip = F.Char(string="Zip")
+    city = F.Char(string="City")
+    country_id = F.Many2one("res.country", string="Country", ondelete="restrict")
+    country_code = F.Char(string="Country Code", compute="_compute_country_code")
+    email = F.Char(string="Email")
+    email_formatted = F.Char(string="Formatted Email", compute="_compute_email_formatted")
+    phone = F.Char(string="Phone")
+    mobile = F.Char(string="Mobile")
+    is_company = F.Boolean(string="Is a Company", default=False)
+    company_type = F.Selection([("person", "Individual"), ("company", "Company")],
+                               string="Company Type", compute="_compute_company_type")
+    company_id = F.Many2one("res.company", string="Company")
+    company_name = F.Char(string="Company Name")
+    parent_id = F.Many2one("res.partner", string="Related Company")
+    parent_name = F.Char(string="Parent name", compute="_compute_parent_name")
+    child_ids = F.One2many("res.partner", "parent_id", string="Contact")
+    commercial_partner_id = F.Many2one("res.partner", string="Commercial Entity",
+                                       compute="_compute_commercial_partner_id", store=True)
+    barcode = F.Char(string="Barcode")
+    color = F.Integer(string="Color Index")
     user_ids = F.One2many("res.users", "partner_id", string="Users")
+
+    def _compute_complete_name(self):
+        return self._compute_display_name()
+
+    def _compute_country_code(self):
+        country = self._get(self.id, "country_id")
+        return self.env.sudo()["res.country"]._get(country, "code") if country else False
+
+    def _compute_email_formatted(self):
+        email = self._get(self.id, "email")
+        return f'"{self._get(self.id, "name") or ""}" <{email}>' if email else False
+
+    def _compute_company_type(self):
+        return "company" if self._get(self.id, "is_company") else "person"
+
+    def _compute_parent_name(self):
+        parent = self._get(self.id, "parent_id")
+        return self.env.sudo()["res.partner"]._get(parent, "name") if parent else False
+
+    def _compute_commercial_partner_id(self):
+        # the partner itself when it is a company or has no parent, else its parent's
+        partners = self.env.sudo()["res.partner"]
+        current, seen = self.id, set()
+        while current not in seen:
+            seen.add(current)
+            parent = partners._get(current, "parent_id")
+            if partners._get(current, "is_company") or not parent:
+                return current
+            current = parent
+        return current
 
     def _compute_display_name(self):
         # res.partner: a contact of a company reads "Company, Contact"
@@ -124,6 +205,9 @@ class Users(BaseModel):
     lang = F.Char(string="Language", default="en_US")
     tz = F.Char(string="Timezone")
     share = F.Boolean(string="Share User", compute="_compute_share")
+    company_id = F.Many2one("res.company", string="Company", default=1)
+    company_ids = F.Many2many("res.company", "res_company_users_rel", "user_id", "cid",
+                              string="Companies", default=[1])
 
     @classmethod
     def _groups_field(cls, major):
@@ -334,6 +418,6 @@ class ConfigParameter(BaseModel):
         return False
 
 
-MODELS = [ModuleCategory, Country, Partner, Groups, Users, IrModel, IrModelAccess,
+MODELS = [ModuleCategory, Country, Company, Partner, Groups, Users, IrModel, IrModelAccess,
           IrModelData, ModuleModule, ConfigParameter]
 

@@ -356,11 +356,13 @@ class KeyValue(BaseModel):
 
 
 class Vault(BaseModel):
-    """Closed to RPC: its only access row grants nothing (cetmix_tower_base 18.0)."""
+    """Closed to RPC: its only access row grants nothing, so every user gets AccessError
+    (Cetmix Tower closes it with rpc_helper on 17.0 and with an empty ACL later; the
+    emulator uses the ACL on every version)."""
 
     _name = "cx.tower.vault"
     _description = "Cetmix Tower Vault"
-    _module = "cetmix_tower_base"
+    _module = "cetmix_tower_server"
     _rec_name = "field_name"
 
     res_model = F.Char(string="Model", required=True)

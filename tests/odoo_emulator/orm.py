@@ -114,6 +114,12 @@ class Clock:
                 self.fixed = base
             return base
 
+    def peek(self):
+        """The current time without side effects (no "distinct" step, nothing remembered):
+        for checks such as an API key's expiry."""
+        with self._lock:
+            return self.fixed if self.fixed is not None else dt.datetime.utcnow() + self.offset
+
     def describe(self):
         return {
             "now": (self.fixed or dt.datetime.utcnow() + self.offset).isoformat(" "),
@@ -149,6 +155,7 @@ class Database:
         self.sequences = defaultdict(int)
         self.passwords = {}          # uid -> password
         self.api_keys = {}           # key -> uid
+        self.api_key_expiry = {}     # key -> naive UTC datetime; absent: the key never expires
         self.tx = None
         self.request = None          # information about the RPC request being served
 
@@ -278,7 +285,40 @@ class Database:
             return False
         if self.passwords.get(uid) == secret:
             return True
-        return self.api_keys.get(secret) == uid
+        return self.api_key_uid(secret) == uid
+
+    def api_key_uid(self, key):
+        """The user of a valid API key, or None: unknown keys and keys past their
+        expiration date do not authenticate (res.users.apikeys._check_credentials)."""
+        if not isinstance(key, str):
+            return None
+        uid = self.api_keys.get(key)
+        expires = self.api_key_expiry.get(key)
+        if uid is None or (expires is not None and expires < self.clock.peek()):
+            return None
+        return uid
+
+    def add_api_key(self, key, uid, expires=None):
+        """Register an API key of user `uid`, valid until `expires` (naive UTC datetime or
+        None: no expiry). From 18.0 on, Odoo refuses a key without expiration date to a
+        user who is not an administrator (Settings), so this does too."""
+        if not key or not isinstance(key, str):
+            raise ValueError("an API key is a non-empty string")
+        if expires is None and self.major >= 18 and \
+                not self.env().user_has_group("base.group_system", uid=uid):
+            login = self.tables["res.users"].get(uid, {}).get("login")
+            raise ValueError(
+                f"API keys of users who are not administrators must have an expiration "
+                f"date from Odoo 18.0 on (user {login!r}): give \"expires\"")
+        self.api_keys[key] = uid
+        if expires is None:
+            self.api_key_expiry.pop(key, None)
+        else:
+            self.api_key_expiry[key] = expires
+
+    def revoke_api_key(self, key):
+        self.api_key_expiry.pop(key, None)
+        return self.api_keys.pop(key, None) is not None
 
     def env(self, uid=SUPERUSER_ID, context=None, su=None):
         return Environment(self, uid, context or {}, su)
@@ -572,15 +612,32 @@ class BaseModel:
                 return True
         return False
 
-    def _make_access_error(self, operation):
-        """ir.model.access._make_access_error (wording of Odoo 17/18)."""
+    def _access_group_names(self, operation):
+        """ir.model.access.group_names_with_access: "Category/Group" (no spaces around the
+        slash, unlike the group's full name), or the bare name for a group without
+        category; ordered by category name then group name, uncategorised groups last."""
         db = self.env.db
         model_row = self.env["ir.model"]._model_id(self._name)
-        groups = db.registry["res.groups"](self.env.sudo(), ())
-        allowed = sorted({groups._display_name_of(row["group_id"])
-                          for row in db.tables["ir.model.access"].values()
-                          if row.get("active", True) and row.get("model_id") == model_row
-                          and row.get("perm_" + operation) and row.get("group_id")})
+        categories = db.tables["ir.module.category"]
+        groups = db.tables["res.groups"]
+        found = []
+        for row in db.tables["ir.model.access"].values():
+            group = groups.get(row.get("group_id"))
+            if not (row.get("active", True) and row.get("model_id") == model_row
+                    and row.get("perm_" + operation) and group):
+                continue
+            category = categories.get(group.get("category_id"), {}).get("name")
+            found.append((category is None, category or "", group.get("name") or "",
+                          f"{category}/{group.get('name')}" if category else group.get("name")))
+        names = []
+        for *_key, name in sorted(found):
+            if name not in names:
+                names.append(name)
+        return names
+
+    def _make_access_error(self, operation):
+        """ir.model.access._make_access_error (wording of Odoo 17/18)."""
+        allowed = self._access_group_names(operation)
         head = (f"You are not allowed to {ACCESS_VERBS[operation]} "
                 f"'{self._description or self._name}' ({self._name}) records.")
         if allowed:
@@ -688,7 +745,8 @@ class BaseModel:
         path = left.split(".")
         fname = path[0]
         if fname not in self._fields:
-            raise ValueError(f"Invalid field {fname!r} on model {self._name!r}")
+            # odoo.osv.expression: "Invalid field res.partner.nope in leaf ('nope', '=', 1)"
+            raise ValueError(f"Invalid field {self._name}.{fname} in leaf {tuple(leaf)!r}")
         field = self._fields[fname]
         get = (lambda rec_id: self._get(rec_id, fname))
 
@@ -699,7 +757,7 @@ class BaseModel:
 
         if len(path) > 1 or operator in ("any", "not any"):
             if not field.relational:
-                raise ValueError(f"Invalid field {left!r} on model {self._name!r}")
+                raise ValueError(f"Invalid field {self._name}.{left} in leaf {tuple(leaf)!r}")
             comodel = self.env.sudo()[field.comodel_name].with_context(active_test=False)
             if operator in ("any", "not any"):
                 sub = set(comodel._search(value if len(path) == 1

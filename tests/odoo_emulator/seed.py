@@ -2,13 +2,22 @@
 
 Seeded users (ids fixed so tests can rely on them):
   1 __system__  superuser, inactive: cannot log in (as in Odoo)
-  2 admin       password "admin", API key ADMIN_API_KEY; Settings + Cetmix Tower Root
+  2 admin       password "admin", API key ADMIN_API_KEY; Settings, Contact Creation,
+                Cetmix Tower Root
   3 public      inactive public user
-  4 towerhook   password "towerhook", API key TOWERHOOK_API_KEY; Cetmix Tower Root
-  5 demo        password "demo", API key DEMO_API_KEY; Internal User only
+  4 towerhook   password "towerhook", API key TOWERHOOK_API_KEY; Cetmix Tower Root,
+                Contact Creation (webhook code in the tests creates partners as this user)
+  5 demo        password "demo", API key DEMO_API_KEY; Internal User only: may read
+                partners, not create or change them (no Contact Creation)
+
+The Cetmix Tower groups are `cetmix_tower_server.group_*` on every version, as Cetmix
+Tower 16.0-18.0.1.0.1 defines them (a real Odoo 18 with cetmix_tower_webhook 18.0.1.0.1
+has `cetmix_tower_server.group_root`, no `cetmix_tower_base`).
 """
+import datetime as dt
 
 import addon_sidecar
+import fields as F
 import orm
 
 ADMIN_API_KEY = "96c63236899f8fe29ca4fd5ffd531da18ec448c7"
@@ -21,7 +30,8 @@ CATEGORIES = [
     # xmlid, name
     ("base.module_category_user_type", "User types"),
     ("base.module_category_administration", "Administration"),
-    ("cetmix_tower_base.module_category_cetmix_tower", "Cetmix Tower"),
+    ("base.module_category_usability", "Extra Rights"),
+    ("cetmix_tower_server.ir_module_category_tower", "Cetmix Tower"),
 ]
 
 GROUPS = [
@@ -32,12 +42,15 @@ GROUPS = [
     (3, "base.group_system", "Settings", "base.module_category_administration",
      ["base.group_erp_manager"]),
     (4, "base.group_public", "Public", "base.module_category_user_type", []),
-    (5, "cetmix_tower_base.group_user", "User", "cetmix_tower_base.module_category_cetmix_tower",
+    (5, "cetmix_tower_server.group_user", "User", "cetmix_tower_server.ir_module_category_tower",
      ["base.group_user"]),
-    (6, "cetmix_tower_base.group_manager", "Manager",
-     "cetmix_tower_base.module_category_cetmix_tower", ["cetmix_tower_base.group_user"]),
-    (7, "cetmix_tower_base.group_root", "Root", "cetmix_tower_base.module_category_cetmix_tower",
-     ["cetmix_tower_base.group_manager"]),
+    (6, "cetmix_tower_server.group_manager", "Manager",
+     "cetmix_tower_server.ir_module_category_tower", ["cetmix_tower_server.group_user"]),
+    (7, "cetmix_tower_server.group_root", "Root", "cetmix_tower_server.ir_module_category_tower",
+     ["cetmix_tower_server.group_manager"]),
+    # "Extra Rights / Contact Creation": creating and changing partners (res.partner is
+    # read-only for plain internal users)
+    (8, "base.group_partner_manager", "Contact Creation", "base.module_category_usability", []),
 ]
 
 PARTNERS = [
@@ -53,10 +66,10 @@ USERS = [
     # id, xmlid, login, partner id, active, password, api key, group xmlids
     (1, "base.user_root", "__system__", 2, False, None, None, ["base.group_system"]),
     (ADMIN_UID, "base.user_admin", "admin", 3, True, "admin", ADMIN_API_KEY,
-     ["base.group_system", "cetmix_tower_base.group_root"]),
+     ["base.group_system", "base.group_partner_manager", "cetmix_tower_server.group_root"]),
     (PUBLIC_UID, "base.public_user", "public", 4, False, None, None, ["base.group_public"]),
     (TOWERHOOK_UID, "__emulator__.user_towerhook", "towerhook", 5, True, "towerhook",
-     TOWERHOOK_API_KEY, ["cetmix_tower_base.group_root"]),
+     TOWERHOOK_API_KEY, ["cetmix_tower_server.group_root", "base.group_partner_manager"]),
     (DEMO_UID, "base.user_demo", "demo", 6, True, "demo", DEMO_API_KEY, ["base.group_user"]),
 ]
 
@@ -72,8 +85,15 @@ ACCESS = [
      1, 1, 1, 1),
     ("base.access_res_country_all", "res.country", None, 1, 0, 0, 0),
     ("base.access_res_country_group_system", "res.country", "base.group_system", 1, 1, 1, 1),
-    ("base.access_res_partner_group_user", "res.partner", "base.group_user", 1, 1, 1, 0),
-    ("base.access_res_partner_group_system", "res.partner", "base.group_system", 1, 1, 1, 1),
+    # base/security/ir.model.access.csv: internal users read partners; creating and
+    # changing them needs "Extra Rights / Contact Creation"
+    ("base.access_res_partner_public", "res.partner", "base.group_public", 1, 0, 0, 0),
+    ("base.access_res_partner_group_user", "res.partner", "base.group_user", 1, 0, 0, 0),
+    ("base.access_res_partner_group_partner_manager", "res.partner",
+     "base.group_partner_manager", 1, 1, 1, 1),
+    ("base.access_res_company_group_user", "res.company", "base.group_user", 1, 0, 0, 0),
+    ("base.access_res_company_group_erp_manager", "res.company", "base.group_erp_manager",
+     1, 1, 1, 1),
     ("base.access_res_users_group_user", "res.users", "base.group_user", 1, 0, 0, 0),
     ("base.access_res_users_group_erp_manager", "res.users", "base.group_erp_manager",
      1, 1, 1, 1),
@@ -97,42 +117,42 @@ ACCESS = [
      1, 1, 1, 1),
     # cetmix_tower_webhook/security/ir.model.access.csv: logs are read-only even for Root
     ("cetmix_tower_webhook.access_cx_tower_webhook", "cx.tower.webhook",
-     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+     "cetmix_tower_server.group_root", 1, 1, 1, 1),
     ("cetmix_tower_webhook.access_cx_tower_webhook_authenticator",
-     "cx.tower.webhook.authenticator", "cetmix_tower_base.group_root", 1, 1, 1, 1),
+     "cx.tower.webhook.authenticator", "cetmix_tower_server.group_root", 1, 1, 1, 1),
     ("cetmix_tower_webhook.access_cx_tower_webhook_log", "cx.tower.webhook.log",
-     "cetmix_tower_base.group_root", 1, 0, 0, 0),
+     "cetmix_tower_server.group_root", 1, 0, 0, 0),
     # the vault's only rule grants nothing: AccessError for everyone (facts §6.2)
-    ("cetmix_tower_base.access_cx_tower_vault", "cx.tower.vault",
-     "cetmix_tower_base.group_root", 0, 0, 0, 0),
+    ("cetmix_tower_server.access_cx_tower_vault", "cx.tower.vault",
+     "cetmix_tower_server.group_root", 0, 0, 0, 0),
     ("cetmix_tower_server.access_cx_tower_key_root", "cx.tower.key",
-     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+     "cetmix_tower_server.group_root", 1, 1, 1, 1),
     ("cetmix_tower_server.access_cx_tower_key_value_root", "cx.tower.key.value",
-     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+     "cetmix_tower_server.group_root", 1, 1, 1, 1),
     ("cetmix_tower_server.access_cx_tower_variable_user", "cx.tower.variable",
-     "cetmix_tower_base.group_user", 1, 0, 0, 0),
+     "cetmix_tower_server.group_user", 1, 0, 0, 0),
     ("cetmix_tower_server.access_cx_tower_variable_root", "cx.tower.variable",
-     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+     "cetmix_tower_server.group_root", 1, 1, 1, 1),
     ("cetmix_tower_server.access_cx_tower_variable_value_user", "cx.tower.variable.value",
-     "cetmix_tower_base.group_user", 1, 0, 0, 0),
+     "cetmix_tower_server.group_user", 1, 0, 0, 0),
     ("cetmix_tower_server.access_cx_tower_variable_value_root", "cx.tower.variable.value",
-     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+     "cetmix_tower_server.group_root", 1, 1, 1, 1),
     ("cetmix_tower_server.access_cx_tower_server_user", "cx.tower.server",
-     "cetmix_tower_base.group_user", 1, 0, 0, 0),
+     "cetmix_tower_server.group_user", 1, 0, 0, 0),
     ("cetmix_tower_server.access_cx_tower_server_root", "cx.tower.server",
-     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+     "cetmix_tower_server.group_root", 1, 1, 1, 1),
     ("cetmix_tower_server.access_cx_tower_command_user", "cx.tower.command",
-     "cetmix_tower_base.group_user", 1, 0, 0, 0),
+     "cetmix_tower_server.group_user", 1, 0, 0, 0),
     ("cetmix_tower_server.access_cx_tower_command_root", "cx.tower.command",
-     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+     "cetmix_tower_server.group_root", 1, 1, 1, 1),
     ("cetmix_tower_server.access_cx_tower_plan_user", "cx.tower.plan",
-     "cetmix_tower_base.group_user", 1, 0, 0, 0),
+     "cetmix_tower_server.group_user", 1, 0, 0, 0),
     ("cetmix_tower_server.access_cx_tower_plan_root", "cx.tower.plan",
-     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+     "cetmix_tower_server.group_root", 1, 1, 1, 1),
     ("cetmix_tower_server.access_cx_tower_plan_log_user", "cx.tower.plan.log",
-     "cetmix_tower_base.group_user", 1, 0, 0, 0),
+     "cetmix_tower_server.group_user", 1, 0, 0, 0),
     ("cetmix_tower_server.access_cx_tower_plan_log_root", "cx.tower.plan.log",
-     "cetmix_tower_base.group_root", 1, 1, 1, 1),
+     "cetmix_tower_server.group_root", 1, 1, 1, 1),
 ]
 
 # ir.module.module rows: (name, title, first major it exists in, version suffix).
@@ -141,7 +161,6 @@ ACCESS = [
 MODULES = [
     ("base", "Base", 16, "1.3"),
     ("base_setup", "Initial Setup Tools", 16, "1.0"),
-    ("cetmix_tower_base", "Cetmix Tower Base", 18, "1.0.0"),
     ("cetmix_tower_server", "Cetmix Tower Server", 16, "2.1.4"),
     ("cetmix_tower_yaml", "Cetmix Tower YAML", 16, "1.1.0"),
     ("cetmix_tower_webhook", "Cetmix Tower Webhook", 16, "1.0.1"),
@@ -152,6 +171,36 @@ CONFIG_PARAMETERS = {
     "database.uuid": "6f1c6a46-5d0b-11ef-9c5d-0242ac120002",
     "cetmix_tower_webhook.webhook_log_duration": "30",
 }
+
+
+# How long the seeded keys of users who are not administrators stay valid from 18.0 on,
+# where Odoo requires them to expire.
+SEEDED_KEY_LIFETIME = dt.timedelta(days=365)
+
+
+def seed_key_expiry(db, uid):
+    """None (no expiry) up to 17.0 and for administrators; from 18.0 on a year after the
+    database was seeded for the other users, as an administrator would have set it."""
+    if db.major < 18 or db.env().user_has_group("base.group_system", uid=uid):
+        return None
+    return db.clock.peek() + SEEDED_KEY_LIFETIME
+
+
+def parse_api_key(entry):
+    """An `api_keys` item of a fixture or of POST /users: "<key>" or {"key": "<key>",
+    "expires": "YYYY-MM-DD[ HH:MM:SS]" (UTC) or null} -> (key, expiry or None)."""
+    if isinstance(entry, str):
+        return entry, None
+    if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+        unknown = set(entry) - {"key", "expires"}
+        if unknown:
+            raise ValueError(f"unknown API key options {sorted(unknown)}")
+        try:
+            return entry["key"], F.parse_datetime(entry.get("expires"))
+        except (TypeError, ValueError):
+            raise ValueError(f"expires must be 'YYYY-MM-DD HH:MM:SS' (UTC), got "
+                             f"{entry.get('expires')!r}") from None
+    raise ValueError(f"an API key is a string or {{\"key\", \"expires\"}}, got {entry!r}")
 
 
 def add_xmlid(env, xmlid, model_name, res_id):
@@ -184,6 +233,9 @@ def seed(db):
             env["res.partner"]._create([{"name": name, "is_company": is_company,
                                          "parent_id": 1 if pid in (3, 6) else False}], [pid])
             add_xmlid(env, xmlid, "res.partner", pid)
+        company = env["res.company"]._create([{"name": "YourCompany", "partner_id": 1}], [1])[0]
+        add_xmlid(env, "base.main_company", "res.company", company)
+        env["res.partner"].browse(1)._write({"company_id": company})
         users = env["res.users"]
         groups_field = users._groups_field(db.major)
         for uid, xmlid, login, pid, active, password, key, group_xmlids in USERS:
@@ -195,12 +247,7 @@ def seed(db):
             users._create([vals], [uid])
             add_xmlid(env, xmlid, "res.users", uid)
             if key:
-                db.api_keys[key] = uid
-        if db.major <= 17:
-            # before cetmix_tower_base existed, the groups lived in cetmix_tower_server
-            for suffix in ("group_user", "group_manager", "group_root"):
-                add_xmlid(env, f"cetmix_tower_server.{suffix}", "res.groups",
-                          env.ref(f"cetmix_tower_base.{suffix}").id)
+                db.add_api_key(key, uid, seed_key_expiry(db, uid))
         for code, name in COUNTRIES:
             cid = env["res.country"]._create([{"name": name, "code": code}])[0]
             add_xmlid(env, f"base.{code.lower()}", "res.country", cid)
@@ -290,8 +337,9 @@ def create_user(db, login, name=None, password=None, api_keys=(), groups=("base.
             vals["password"] = password
         vals.update(values or {})
         uid = users._create([vals], [id] if id else None)[0]
-        for key in api_keys or ():
-            db.api_keys[key] = uid
+        for entry in api_keys or ():
+            key, expires = parse_api_key(entry)
+            db.add_api_key(key, uid, expires)
         if xmlid:
             add_xmlid(env, xmlid, "res.users", uid)
     return uid

@@ -57,7 +57,7 @@ def verify_credentials(db, uid, secret):
         raise AccessDenied()
     if isinstance(secret, str) and db.passwords.get(uid) == secret:
         return "password"
-    if isinstance(secret, str) and db.api_keys.get(secret) == uid:
+    if isinstance(secret, str) and db.api_key_uid(secret) == uid:
         return "api_key"
     raise AccessDenied()
 

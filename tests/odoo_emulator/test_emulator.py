@@ -313,8 +313,19 @@ class TestOrm(EmulatorTestCase):
             self.service("x.nope", "search", [[]])
         self.assertEqual(ctx.exception.name, "odoo.exceptions.UserError")
         self.assertEqual(str(ctx.exception), "Object x.nope doesn't exist")
+        # an unknown field: in a domain, Odoo names the leaf; in `fields`, the model
         with self.assertRaises(OdooError) as ctx:
-            self.service("cx.tower.webhook", "search_read", [[["nope", "=", 1]]])
+            self.service("res.partner", "search_read", [[["nope", "=", 1]]])
+        self.assertEqual((ctx.exception.name, str(ctx.exception)),
+                         ("builtins.ValueError",
+                          "Invalid field res.partner.nope in leaf ('nope', '=', 1)"))
+        with self.assertRaises(OdooError) as ctx:
+            self.service("cx.tower.webhook", "search",
+                         [[["authenticator_id.nope", "in", ["a", True]]]])
+        self.assertEqual(str(ctx.exception), "Invalid field cx.tower.webhook.authenticator.nope "
+                                             "in leaf ('nope', 'in', ['a', True])")
+        with self.assertRaises(OdooError) as ctx:
+            self.service("cx.tower.webhook", "search_read", [[]], {"fields": ["nope"]})
         self.assertEqual(str(ctx.exception), "Invalid field 'nope' on model 'cx.tower.webhook'")
 
     def test_domains(self):
@@ -387,7 +398,7 @@ class TestOrm(EmulatorTestCase):
         import orm
 
         @orm.model
-        @orm.requires_group("cetmix_tower_base.group_root")
+        @orm.requires_group("cetmix_tower_server.group_root")
         def towerhook_probe(self, reference):
             return f"ok {reference}"
 
@@ -435,7 +446,7 @@ class TestOrm(EmulatorTestCase):
         with self.assertRaises(xmlrpc.client.Fault) as fault:
             obj.execute_kw(DB, TOWERHOOK, "towerhook", "cx.tower.webhook", "search",
                            [[["nope", "=", 1]]])
-        self.assertIn("ValueError: Invalid field 'nope'", fault.exception.faultString)
+        self.assertIn("ValueError: Invalid field cx.tower.webhook.nope in leaf", fault.exception.faultString)
         self.assertTrue(fault.exception.faultString.startswith("Traceback"))
 
 
@@ -583,6 +594,145 @@ class TestVersion18(EmulatorTestCase):
             self.admin("res.country", "name_get", [[1]])
 
 
+class TestRealOdoo18Facts(EmulatorTestCase):
+    """What a real Odoo 18.0 with cetmix_tower_webhook 18.0.1.0.1 answered
+    (shared/reference/real-odoo-18-facts.md)."""
+
+    version = "18.0"
+
+    def test_version_routes(self):
+        expected = {"server_version": "18.0", "server_version_info": [18, 0, 0, "final", 0, ""],
+                    "server_serie": "18.0", "protocol_version": 1}
+        self.assertEqual(self.jsonrpc("common", "version")["result"], expected)
+        self.assertEqual(self.xml("common").version(), expected)
+        self.assertEqual(self.jsonrpc("common", "version", path="/web/webclient/version_info")
+                         ["result"], expected)
+        for verb in ("GET", "POST"):
+            status, _h, body = http(verb, self.base + "/web/webinfo", {} if verb == "POST"
+                                    else None)
+            self.assertEqual(status, 404, verb)
+            self.assertIn(b"Not Found", body)
+
+    def test_partners_are_read_only_without_contact_creation(self):
+        self.assertGreater(self.call(DEMO, "demo", "res.partner", "search_count", [[]]), 0)
+        expected = ("You are not allowed to {} 'Contact' (res.partner) records.\n\n"
+                    "This operation is allowed for the following groups:\n"
+                    "\t- Extra Rights/Contact Creation\n\n"
+                    "Contact your administrator to request access if necessary.")
+        with self.assertRaises(OdooError) as ctx:
+            self.call(DEMO, "demo", "res.partner", "create", [{"name": "Refused"}])
+        self.assertEqual((ctx.exception.name, str(ctx.exception)),
+                         ("odoo.exceptions.AccessError", expected.format("create")))
+        with self.assertRaises(OdooError) as ctx:
+            self.call(DEMO, "demo", "res.partner", "write", [[6], {"name": "Renamed"}])
+        self.assertEqual(str(ctx.exception), expected.format("modify"))
+        self.assertIs(self.call(DEMO, "demo", "res.partner", "check_access_rights",
+                                ["create"], {"raise_exception": False}), False)
+        # members of "Contact Creation" (the service user, the administrator) may
+        created = self.service("res.partner", "create", [{"name": "Allowed"}])
+        self.assertIs(self.admin("res.partner", "write", [[created], {"city": "Gent"}]), True)
+
+    def test_access_errors_name_groups_without_spaces(self):
+        with self.assertRaises(OdooError) as ctx:
+            self.service("ir.config_parameter", "get_param", ["web.base.url"])
+        self.assertIn("groups:\n\t- Administration/Settings\n\n", str(ctx.exception))
+        with self.assertRaises(OdooError) as ctx:
+            self.call(DEMO, "demo", "cx.tower.webhook", "search_read", [[]])
+        self.assertEqual(str(ctx.exception),
+                         "You are not allowed to access 'Webhook' (cx.tower.webhook) records."
+                         "\n\nThis operation is allowed for the following groups:\n"
+                         "\t- Cetmix Tower/Root\n\n"
+                         "Contact your administrator to request access if necessary.")
+        # the groups' own names keep their spaces
+        root = self.ref("cetmix_tower_server.group_root")
+        self.assertEqual(self.admin("res.groups", "read", [[root], ["full_name"]])[0]
+                         ["full_name"], "Cetmix Tower / Root")
+
+    def test_root_group_is_cetmix_tower_server(self):
+        self.assertEqual(self.admin("ir.model.data", "check_object_reference",
+                                    ["cetmix_tower_server", "group_root"]),
+                         ["res.groups", self.ref("cetmix_tower_server.group_root")])
+        with self.assertRaises(OdooError) as ctx:
+            self.admin("ir.model.data", "check_object_reference",
+                       ["cetmix_tower_base", "group_root"])
+        self.assertEqual(ctx.exception.name, "builtins.ValueError")
+        versions = self.admin("ir.module.module", "search_read",
+                              [[["name", "like", "cetmix_tower"], ["state", "=", "installed"]]],
+                              {"fields": ["name", "latest_version"]})
+        self.assertEqual({row["name"]: row["latest_version"] for row in versions}
+                         ["cetmix_tower_webhook"], "18.0.1.0.1")
+        self.assertNotIn("cetmix_tower_base", [row["name"] for row in versions])
+
+    def test_partner_has_the_usual_fields(self):
+        fields = self.service("res.partner", "fields_get", [], {"attributes": ["type"]})
+        for name, kind in (("company_id", "many2one"), ("parent_id", "many2one"),
+                           ("child_ids", "one2many"), ("street", "char"), ("city", "char"),
+                           ("zip", "char"), ("country_id", "many2one"), ("vat", "char"),
+                           ("website", "char"), ("phone", "char"), ("email", "char"),
+                           ("type", "selection"), ("is_company", "boolean"),
+                           ("commercial_partner_id", "many2one"), ("user_ids", "one2many")):
+            self.assertEqual(fields.get(name), {"type": kind}, name)
+        row = self.service("res.partner", "read", [[1], ["company_id", "commercial_partner_id"]])
+        self.assertEqual(row[0]["company_id"], [1, "YourCompany"])
+        self.assertEqual(row[0]["commercial_partner_id"], [1, "YourCompany"])
+        contact = self.service("res.partner", "read", [[6], ["commercial_partner_id",
+                                                             "display_name"]])[0]
+        self.assertEqual((contact["commercial_partner_id"], contact["display_name"]),
+                         ([1, "YourCompany"], "YourCompany, Marc Demo"))
+
+    def test_none_anywhere_in_an_xmlrpc_answer_is_a_fault(self):
+        import models_tower
+        import orm
+
+        @orm.model
+        def towerhook_nested_none(self):
+            return {"known": "value", "unknown": None}
+
+        models_tower.KeyValue.towerhook_nested_none = towerhook_nested_none
+        self.addCleanup(delattr, models_tower.KeyValue, "towerhook_nested_none")
+        self.assertEqual(self.admin("cx.tower.key.value", "towerhook_nested_none"),
+                         {"known": "value", "unknown": None})
+        with self.assertRaises(xmlrpc.client.Fault) as fault:
+            self.xml("object").execute_kw(DB, ADMIN, "admin", "cx.tower.key.value",
+                                          "towerhook_nested_none", [])
+        self.assertEqual(fault.exception.faultCode, 1)
+        self.assertIn("TypeError: cannot marshal None unless allow_none is enabled",
+                      fault.exception.faultString)
+
+    def test_api_keys_of_non_administrators_expire(self):
+        status, _h, body = http("POST", self.control_base + "/api_keys",
+                                {"login": "demo", "key": "demo-key-without-expiry"})
+        self.assertEqual(status, 400)
+        self.assertIn("expiration date", json.loads(body)["error"])
+        self.control("POST", "/api_keys", {"login": "demo", "key": "demo-key-expired",
+                                           "expires": "2020-01-01 00:00:00"})
+        self.control("POST", "/api_keys", {"login": "demo", "key": "demo-key-valid",
+                                           "expires": "2999-01-01"})
+        self.control("POST", "/api_keys", {"login": "admin", "key": "admin-key-forever"})
+        login = lambda user, key: self.jsonrpc("common", "authenticate", DB, user, key, {})[
+            "result"]
+        self.assertIs(login("demo", "demo-key-expired"), False)
+        self.assertEqual(login("demo", "demo-key-valid"), DEMO)
+        self.assertEqual(login("admin", "admin-key-forever"), ADMIN)
+        # the seeded keys of the service user and demo expire too (a year after seeding)
+        self.control("POST", "/clock", {"advance": 400 * 86400})
+        self.assertIs(login("towerhook", TOWERHOOK_API_KEY), False)
+        self.assertIs(login("demo", DEMO_API_KEY), False)
+        self.assertEqual(login("admin", ADMIN_API_KEY), ADMIN)
+        with self.assertRaises(OdooError) as ctx:   # an object call with it: AccessDenied
+            self.service("res.partner", "search", [[]])
+        self.assertEqual(ctx.exception.name, "odoo.exceptions.AccessDenied")
+
+    def test_api_keys_need_no_expiry_before_18(self):
+        self.control("POST", "/reset", {"version": "17.0", "fixture": FIXTURE})
+        self.control("POST", "/api_keys", {"login": "demo", "key": "demo-key-forever"})
+        self.control("POST", "/clock", {"advance": 400 * 86400})
+        self.assertEqual(self.jsonrpc("common", "authenticate", DB, "demo", "demo-key-forever",
+                                      {})["result"], DEMO)
+        self.assertEqual(self.jsonrpc("common", "authenticate", DB, "towerhook",
+                                      TOWERHOOK_API_KEY, {})["result"], TOWERHOOK)
+
+
 class TestJson2(EmulatorTestCase):
     version = "19.0"
 
@@ -625,7 +775,10 @@ class TestJson2(EmulatorTestCase):
         self.assertEqual((status, ids), (200, [self.ref("test.server")]))
         status, groups, _ = self.json2("res.users", "read", {"ids": [TOWERHOOK],
                                                               "fields": ["group_ids"]})
-        self.assertEqual(groups[0]["group_ids"], [self.ref("cetmix_tower_base.group_root")])
+        # 19.0 keeps the explicit groups only (no implied Tower User/Manager, Internal User)
+        self.assertEqual(sorted(groups[0]["group_ids"]),
+                         sorted([self.ref("cetmix_tower_server.group_root"),
+                                 self.ref("base.group_partner_manager")]))
 
     def test_errors(self):
         checks = [

@@ -299,7 +299,7 @@ class Json2:
                 401, "Unauthorized",
                 "User not authenticated, use an API Key with a Bearer Authorization header.",
                 [("WWW-Authenticate", "Bearer")])
-        uid = db.api_keys.get(call.token)
+        uid = db.api_key_uid(call.token)
         if uid is None or not db.tables["res.users"].get(uid, {}).get("active"):
             raise HttpException(401, "Unauthorized", "Invalid apikey",
                                 [("WWW-Authenticate", "Bearer")])

@@ -20,12 +20,15 @@ class CxTowerWebhook(models.Model):
         for members of the group ``cetmix_tower_webhook_sidecar.group_sidecar`` only
         (AccessError otherwise).
 
-        Returns ``{reference: value or None}`` with one entry per distinct reference of
+        Returns ``{reference: value or False}`` with one entry per distinct reference of
         a ``#!cxtower.secret.REF!#`` placeholder in the ``code`` of those records, and
         nothing else. The value is the key's global value (no server, no partner), the
-        only one Cetmix Tower substitutes in webhook code; None when no key has that
-        reference or the key has no global value. Ids of records that no longer exist
-        are ignored; archived webhooks count.
+        only one Cetmix Tower substitutes in webhook code, as text (possibly empty);
+        ``False`` when no key has that reference or the key has no global value: such a
+        secret has no value (Cetmix Tower substitutes None for it). Never None: XML-RPC
+        cannot marshal None, and one secret without value would make the whole answer a
+        fault there. Ids of records that no longer exist are ignored; archived webhooks
+        count.
         """
         check_sidecar_group(self, "towerhook_secret_values")
         try:
@@ -66,7 +69,8 @@ class CxTowerWebhook(models.Model):
 
     @api.model
     def _towerhook_global_secret(self, reference):
-        """The global value of the key ``reference``, or None.
+        """The global value of the key ``reference``, or None (the answer turns it into
+        False, see tools.secret_value).
 
         Uses Cetmix Tower's resolver without a server or a partner
         (``_resolve_key_type_secret``: what webhook code gets), which reads the value

@@ -69,8 +69,8 @@ class TestSidecar(TransactionCase):
         webhooks = self.env["cx.tower.webhook"].with_user(self.user)
         self.assertEqual(
             webhooks.towerhook_secret_values([self.webhook.id], [self.authenticator.id]),
-            {"sidecar_api_token": "s3cr3t", "sidecar_server_only": None,
-             "sidecar_unknown": None},
+            {"sidecar_api_token": "s3cr3t", "sidecar_server_only": False,
+             "sidecar_unknown": False},
         )
         self.assertEqual(webhooks.towerhook_secret_values([], [self.authenticator.id]),
                          {"sidecar_api_token": "s3cr3t"})
