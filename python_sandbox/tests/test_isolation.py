@@ -8,9 +8,11 @@ again: its answer must be the same as before. (The Rust tests in
 import base64
 import os
 import tempfile
+import threading
 import time
 from unittest import mock
 
+from .fake_odoo import FakeOdoo
 from .local_servers import DnsServer, HttpServer, SilentServer, closed_port
 from .support import SandboxTestCase, configure, run
 
@@ -388,3 +390,105 @@ class SharedLibraryStateTest(IsolationCase):
             ],
         )
         self.assertEqual(answer[3], "['192.0.2.10', '192.0.2.11'] A")
+
+
+class OdooSecretsTest(IsolationCase):
+    """Finding 5: the companion addon's methods and the secret models, and Odoo objects
+    parked for another call."""
+
+    def setUp(self):
+        super().setUp()
+        self.odoo = FakeOdoo()
+
+    def context(self):
+        return {"timeout_seconds": 30, "odoo": self.odoo.bridge()}
+
+    def test_reserved_methods_and_secret_models_are_refused_without_rpc(self):
+        self.odoo.methods[("cx.tower.server", "towerhook_secret_values")] = (
+            lambda *args, **kwargs: {"github_secret": "gh-secret"}
+        )
+        attacks = [
+            (
+                "x = env['cx.tower.webhook'].towerhook_secret_values([1, 2, 3], [1, 2])",
+                "towerhook's own methods (such as towerhook_secret_values) cannot be called",
+            ),
+            (
+                "x = tower_servers.towerhook_secret_values([1])",
+                "towerhook's own methods (such as towerhook_secret_values) cannot be called",
+            ),
+            (
+                "x = tower_servers.browse(1).towerhook_create_logs([])",
+                "towerhook's own methods (such as towerhook_create_logs)",
+            ),
+            (
+                "x = env['cx.tower.key'].search([])",
+                "You are not allowed to access 'cx.tower.key' records",
+            ),
+            (
+                "x = env['cx.tower.key.value'].search_read([], ['secret_value'])",
+                "You are not allowed to access 'cx.tower.key.value' records",
+            ),
+            (
+                "x = env['cx.tower.vault'].search([])",
+                "You are not allowed to access 'cx.tower.vault' records",
+            ),
+            ("x = env['cx.tower.key'].browse(1).name", "'cx.tower.key' records"),
+        ]
+        victim = "result['message'] = str(tower_servers.search_count([]))"
+        self.assertVictimUnaffected(
+            victim, attacks, victim_context=self.context(), attack_context=self.context()
+        )
+        methods = {(call["model"], call["method"]) for call in self.odoo.calls}
+        self.assertEqual(methods, {("cx.tower.server", "search_count")})
+
+    def test_odoo_objects_parked_for_a_concurrent_call_refuse_to_work(self):
+        shared = {"objects": None}  # stands for any state two calls could share
+        answers = {}
+        owner = (
+            "payload['shared']['env'] = env\n"
+            "payload['shared']['user'] = user\n"
+            "payload['shared']['partners'] = env['res.partner']\n"
+            "while 'done' not in payload['shared']:\n"
+            "    time.sleep(0.01)\n"
+            "result['message'] = '%s %s' % (env['res.partner'].search_count([]), user.login)"
+        )
+        thief = (
+            "stolen = payload['shared']\n"
+            "found = []\n"
+            "for name, use in [\n"
+            "    ('env', lambda: stolen['env']['res.partner'].search_count([])),\n"
+            "    ('user', lambda: stolen['user'].login),\n"
+            "    ('partners', lambda: stolen['partners'].search([])),\n"
+            "    ('env.user', lambda: stolen['env'].user.name),\n"
+            "]:\n"
+            "    try:\n"
+            "        found.append('%s: %r' % (name, use()))\n"
+            "    except Exception as e:\n"
+            "        found.append('%s: %s' % (name, e))\n"
+            "stolen['done'] = True\n"
+            "result['message'] = ' | '.join(found)"
+        )
+
+        def run_owner():
+            answers["owner"] = run(
+                webhook=owner, payload={"shared": shared}, context=self.context()
+            )
+
+        thread = threading.Thread(target=run_owner)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while "env" not in shared and time.monotonic() < deadline:
+            time.sleep(0.01)
+        answers["thief"] = run(webhook=thief, payload={"shared": shared}, context=self.context())
+        thread.join(10)
+        refusal = "can only be used while it runs, by the call that received them"
+        self.assertWebhookOk(answers["thief"])
+        for part in answers["thief"][3].split(" | "):
+            self.assertIn(refusal, part)
+        # The thief's attempts reached nothing; the owner still works with its objects.
+        self.assertEqual(
+            self.odoo.methods_called(),
+            [("res.partner", "search_count"), ("res.users", "fields_get"), ("res.users", "read")],
+        )
+        self.assertWebhookOk(answers["owner"])
+        self.assertRegex(answers["owner"][3], r"^\d+ \S+$")
