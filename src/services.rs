@@ -209,6 +209,8 @@ pub fn engine_settings(settings: &Settings) -> EngineSettings {
             max_message_chars: settings.max_message_chars,
             recursion_limit: settings.python_recursion_limit,
             timeout_secs: settings.snippet_timeout_secs,
+            outbound_proxy: settings.outbound_proxy.clone(),
+            outbound_timeout_secs: settings.outbound_timeout_secs,
         },
     }
 }
