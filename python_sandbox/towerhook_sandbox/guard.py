@@ -74,7 +74,10 @@ def begin(guard, session=None):
     """Marks this thread as running a snippet under ``guard`` with the Odoo ``session``
     of its run, if any (the runner undoes it)."""
     state.guard = guard
-    state.session = session
+    if session is not None:
+        # Set only for runs that have one, cleared by the runner after them: between runs
+        # it is always None, at the cost of nothing for runs without Odoo objects.
+        state.session = session
     state.uncatchable = SnippetTimeout
 
 

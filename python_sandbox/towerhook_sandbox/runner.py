@@ -257,8 +257,8 @@ def _stage(kind, prepared, names, call):
         # going work only on its own thread (guard.state.session).
         if session is not None:
             session.bridge = None
+            guard.state.session = None
         guard.state.guard = None
-        guard.state.session = None
         guard.state.uncatchable = BaseException
         call.guard.leave()
 
