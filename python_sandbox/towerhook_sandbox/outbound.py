@@ -144,8 +144,9 @@ def _narrow_error(exc, response=None):
         copy = _mirror.narrow_class(type(exc))(_scrub(str(exc)), response=response)
     else:
         copy = detached(exc, RequestException)
-        if copy.args and isinstance(copy.args[0], str) and _settings["needles"]:
-            copy = type(copy)(_scrub(str(copy)))
+        scrubbed = _scrub(str(copy))
+        if scrubbed != str(copy):
+            copy = RequestException(scrubbed)
     return copy
 
 
