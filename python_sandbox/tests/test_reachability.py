@@ -240,6 +240,8 @@ class DatesObjectsTest(ReachabilityTestCase):
             "    'tzinfos': dateutil.parser.parse('2026-01-01 10:00 X', tzinfos={'X': 3600}),\n"
             "    'tzinfos_zone': dateutil.parser.parse('2026-01-01 10:00 X',"
             " tzinfos={'X': timezone('Europe/Paris')}),\n"
+            "    'named': dateutil.parser.parse('2026-01-01 10:00 UTC'),\n"
+            "    'fuzzy': dateutil.parser.parse('due 2026-01-01 10:00 +0100', fuzzy_with_tokens=True),\n"
             "}"
         )
         self.assertEqual(objects["local"].strftime("%z"), "+0200")
