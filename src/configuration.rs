@@ -147,6 +147,12 @@ pub struct Settings {
     pub python_recursion_limit: u32,
     /// Longest message a snippet may return, in characters; longer ones are cut.
     pub max_message_chars: usize,
+    /// Proxy URL every outgoing HTTP request of a snippet goes through (http and https),
+    /// e.g. `http://user:pass@proxy:3128`; snippets never see it. None: direct.
+    pub outbound_proxy: Option<String>,
+    /// Timeout of a snippet's outgoing HTTP request when the snippet sets none, in seconds
+    /// (always also bounded by the snippet's remaining time).
+    pub outbound_timeout_secs: f64,
 
     /// Log output of the process itself.
     pub log_format: LogFormat,
@@ -229,6 +235,8 @@ impl Default for Settings {
             snippet_timeout_secs: 30.0,
             python_recursion_limit: 1000,
             max_message_chars: 64 * 1024,
+            outbound_proxy: None,
+            outbound_timeout_secs: 30.0,
             log_format: LogFormat::Text,
             shutdown_grace_secs: 30.0,
             odoo_url: None,
@@ -302,6 +310,7 @@ impl Settings {
             &mut settings.odoo_db,
             &mut settings.odoo_login,
             &mut settings.odoo_api_key,
+            &mut settings.outbound_proxy,
         ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 *value = None;
@@ -348,6 +357,15 @@ impl Settings {
         }
         if !(self.snippet_timeout_secs > 0.0 && self.snippet_timeout_secs.is_finite()) {
             problems.push("snippet_timeout_secs must be a positive number".to_string());
+        }
+        if !(self.outbound_timeout_secs > 0.0 && self.outbound_timeout_secs.is_finite()) {
+            problems.push("outbound_timeout_secs must be a positive number".to_string());
+        }
+        if let Some(proxy) = &self.outbound_proxy {
+            // The URL may hold a password: the message does not repeat it.
+            if !(proxy.starts_with("http://") || proxy.starts_with("https://")) {
+                problems.push("outbound_proxy must be an http:// or https:// URL".to_string());
+            }
         }
         if self.outbox_batch_size == 0 || self.outbox_retry_max_secs <= 0.0 {
             problems.push("outbox_batch_size and outbox_retry_max_secs must be positive".into());
@@ -536,6 +554,42 @@ mod tests {
     fn empty_values_mean_unset() {
         let settings = Settings::load_from(None, env(&[("TOWERHOOK_ADMIN_TOKEN", "")])).unwrap();
         assert_eq!(settings.admin_token, None);
+    }
+
+    #[test]
+    fn outbound_proxy_and_timeout() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(settings.outbound_proxy, None);
+        assert_eq!(settings.outbound_timeout_secs, 30.0);
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("TOWERHOOK_OUTBOUND_PROXY", "http://u:p@proxy:3128"),
+                ("TOWERHOOK_OUTBOUND_TIMEOUT_SECS", "2.5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.outbound_proxy.as_deref(),
+            Some("http://u:p@proxy:3128")
+        );
+        assert_eq!(settings.outbound_timeout_secs, 2.5);
+        let settings = Settings::load_from(None, env(&[("TOWERHOOK_OUTBOUND_PROXY", "")])).unwrap();
+        assert_eq!(settings.outbound_proxy, None);
+        let err = Settings::load_from(
+            None,
+            env(&[("TOWERHOOK_OUTBOUND_PROXY", "socks5://u:secret@proxy:1080")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("outbound_proxy") && !err.contains("secret"),
+            "{err}"
+        );
+        let err = Settings::load_from(None, env(&[("TOWERHOOK_OUTBOUND_TIMEOUT_SECS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outbound_timeout_secs"), "{err}");
     }
 
     #[test]

@@ -241,8 +241,8 @@ pub fn pool_settings(settings: &Settings) -> Result<PoolSettings, StartupError> 
             threads: settings.python_threads.max(1),
             odoo: settings.odoo_client().is_some(),
             odoo_timeout_secs: settings.odoo_timeout_secs,
-            outbound_proxy: None,
-            outbound_timeout_secs: 30.0,
+            outbound_proxy: settings.outbound_proxy.clone(),
+            outbound_timeout_secs: settings.outbound_timeout_secs,
             limits: WorkerLimits {
                 memory_mb: settings.worker_memory_mb,
                 open_files: settings.worker_open_files,

@@ -15,6 +15,8 @@ TEST_SETTINGS = {
     "max_message_chars": 65536,
     "preload_libraries": False,
     "timeout_seconds": 30,
+    "outbound_timeout_seconds": 30,
+    "outbound_proxy": None,
 }
 
 

@@ -1,5 +1,6 @@
 """The wrapped libraries: exposed attributes, lazy imports, deadlines, offline tldextract."""
 
+import json
 import os
 import socket
 import sys
@@ -11,6 +12,7 @@ from unittest import mock
 import towerhook_sandbox as sandbox
 from towerhook_sandbox import libraries
 
+from .local_servers import DnsServer, HttpServer, SilentServer
 from .support import SandboxTestCase, configure, run
 
 
@@ -142,62 +144,93 @@ class MissingPackageTest(unittest.TestCase):
 
 
 class RequestsDeadlineTest(SandboxTestCase):
-    def calls_with(self, code, remaining):
-        calls = []
+    """The timeout each request is sent with (seen by requests' transport adapter, which
+    then sends it for real to a server on 127.0.0.1)."""
 
-        def fake(*args, **kwargs):
-            calls.append((args, kwargs))
-            return "response"
+    def setUp(self):
+        super().setUp()
+        self.server = HttpServer()
+        self.addCleanup(self.server.close)
 
-        import requests
+    def sent_with(self, code, remaining, **settings):
+        import requests.adapters
 
-        with mock.patch.multiple(requests, get=fake, post=fake, delete=fake, request=fake):
-            configure()
-            answer = run(webhook=code, context=context(remaining))
-        return answer, calls
+        timeouts = []
+        real_send = requests.adapters.HTTPAdapter.send
+
+        def spy(adapter, request, *args, **kwargs):
+            timeouts.append(kwargs.get("timeout"))
+            return real_send(adapter, request, *args, **kwargs)
+
+        configure(**settings)
+        with mock.patch.object(requests.adapters.HTTPAdapter, "send", spy):
+            answer = run(webhook=code % {"url": self.server.url("/")}, context=context(remaining))
+        return answer, timeouts
 
     def test_timeout_bounded_by_remaining_time(self):
         cases = [
-            ("requests.get('http://x', params={'a': 1})", 5.0, 5.0),
-            ("requests.post('http://x', json={}, timeout=2)", 5.0, 2),
-            ("requests.delete('http://x', timeout=100)", 5.0, 5.0),
-            ("requests.request('PATCH', 'http://x', timeout=(3, 100))", 5.0, (3, 5.0)),
-            ("requests.get('http://x', timeout=(None, 1))", 5.0, (5.0, 1)),
-            ("requests.get('http://x')", float("inf"), None),
-            ("requests.get('http://x', timeout=7)", float("inf"), 7),
+            ("requests.get('%(url)s', params={'a': 1})", 5.0, 5.0),
+            ("requests.post('%(url)s', json={}, timeout=2)", 5.0, 2),
+            ("requests.delete('%(url)s', timeout=100)", 5.0, 5.0),
+            ("requests.request('PATCH', '%(url)s', timeout=(3, 100))", 5.0, (3, 5.0)),
+            ("requests.get('%(url)s', timeout=(None, 1))", 5.0, (5.0, 1)),
+            ("requests.get('%(url)s', timeout=7)", float("inf"), 7),
+            # No timeout from the snippet: towerhook's default, bounded the same way.
+            ("requests.get('%(url)s')", float("inf"), 30.0),
+            ("requests.get('%(url)s', timeout=(None, 4))", float("inf"), (30.0, 4)),
+            ("requests.get('%(url)s')", 12.0, 12.0),
         ]
         for code, remaining, timeout in cases:
             with self.subTest(code=code, remaining=remaining):
-                answer, calls = self.calls_with(code, remaining)
+                answer, timeouts = self.sent_with(code, remaining)
                 self.assertWebhookOk(answer)
-                self.assertEqual(len(calls), 1)
-                self.assertEqual(calls[0][1]["timeout"], timeout)
+                self.assertEqual(timeouts, [timeout])
+
+    def test_default_timeout_is_a_setting(self):
+        answer, timeouts = self.sent_with(
+            "requests.get('%(url)s')", float("inf"), outbound_timeout_seconds=2.5
+        )
+        self.assertWebhookOk(answer)
+        self.assertEqual(timeouts, [2.5])
+        answer, timeouts = self.sent_with(
+            "requests.get('%(url)s')", 1.0, outbound_timeout_seconds=2.5
+        )
+        self.assertEqual(timeouts, [1.0])
 
     def test_arguments_pass_through(self):
-        answer, calls = self.calls_with(
-            "requests.post('http://x/y', data=b'd', headers={'A': 'b'})", 5.0
+        code = (
+            "r = requests.post('%(url)secho?x=1', data=b'd', headers={'A': 'b'})\n"
+            "result['message'] = r.text"
         )
-        self.assertEqual(calls[0][0], ("http://x/y",))
-        self.assertEqual(calls[0][1]["data"], b"d")
-        self.assertEqual(calls[0][1]["headers"], {"A": "b"})
+        answer, _timeouts = self.sent_with(code, 5.0)
+        self.assertWebhookOk(answer)
+        echoed = json.loads(answer[3])
+        self.assertEqual((echoed["method"], echoed["body"]), ("POST", "d"))
+        self.assertEqual(echoed["headers"]["A"], "b")
+        self.assertEqual(self.server.requests[-1]["target"], "/echo?x=1")
 
     def test_no_time_left(self):
-        answer, calls = self.calls_with("requests.get('http://x')", 0.0)
+        answer, timeouts = self.sent_with("requests.get('%(url)s')", 0.0)
         self.assertWebhookFailed(answer, "execution timed out after 30 s")
-        self.assertEqual(calls, [])
+        self.assertEqual(timeouts, [])
+        self.assertEqual(self.server.requests, [])
 
     def test_real_request_is_cut_by_the_deadline(self):
         # A server that accepts and never answers: the bounded timeout ends the call.
-        server = socket.socket()
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        self.addCleanup(server.close)
-        port = server.getsockname()[1]
+        silent = SilentServer()
+        self.addCleanup(silent.close)
         started = time.monotonic()
-        answer = run(
-            webhook="requests.get('http://127.0.0.1:%d/')" % port, context=context(0.5)
-        )
+        answer = run(webhook="requests.get(%r)" % silent.url(), context=context(0.5))
         self.assertLess(time.monotonic() - started, 5)
+        self.assertWebhookFailed(answer, "ReadTimeout")
+
+    def test_default_timeout_cuts_a_silent_server(self):
+        silent = SilentServer()
+        self.addCleanup(silent.close)
+        configure(outbound_timeout_seconds=0.3)
+        started = time.monotonic()
+        answer = run(webhook="requests.get(%r)" % silent.url())
+        self.assertLess(time.monotonic() - started, 3)
         self.assertWebhookFailed(answer, "ReadTimeout")
 
 
@@ -205,28 +238,33 @@ class DnsDeadlineTest(SandboxTestCase):
     def test_lifetime_bounded(self):
         import dns.resolver
 
-        calls = []
+        server = DnsServer()
+        self.addCleanup(server.close)
+        lifetimes = []
+        real_resolve = dns.resolver.Resolver.resolve
 
-        def fake(*args, **kwargs):
-            calls.append((args, kwargs))
-            return "answer"
+        def spy(resolver, *args, **kwargs):
+            lifetimes.append(args[7] if len(args) > 7 else kwargs.get("lifetime"))
+            return real_resolve(resolver, *args, **kwargs)
 
-        with mock.patch.multiple(dns.resolver, resolve=fake, query=fake):
-            configure()
+        with mock.patch.object(dns.resolver, "default_resolver", server.resolver()), \
+                mock.patch.object(dns.resolver.Resolver, "resolve", spy):  # fmt: skip
             for code, remaining, expected in (
-                ("dns.resolver.resolve('example.com', 'A')", 3.0, 3.0),
-                ("dns.resolver.resolve('example.com', lifetime=1)", 3.0, 1),
-                ("dns.resolver.query('example.com', 'MX', lifetime=10)", 3.0, 3.0),
-                ("dns.resolver.resolve('example.com')", float("inf"), None),
+                ("dns.resolver.resolve('www.example.test', 'A')", 3.0, 3.0),
+                ("dns.resolver.resolve('www.example.test', lifetime=1)", 3.0, 1),
+                ("dns.resolver.query('example.test', 'MX', lifetime=10)", 3.0, 3.0),
+                ("dns.resolver.resolve('www.example.test')", float("inf"), None),
+                (
+                    "dns.resolver.resolve('www.example.test', 'A', 'IN', False, None,"
+                    " True, 0, 9)",
+                    2.0,
+                    2.0,
+                ),
             ):
                 with self.subTest(code=code):
-                    calls.clear()
+                    lifetimes.clear()
                     self.assertWebhookOk(run(webhook=code, context=context(remaining)))
-                    self.assertEqual(calls[0][1]["lifetime"], expected)
-            calls.clear()
-            code = "dns.resolver.resolve('example.com', 'A', 'IN', False, None, True, 0, 9)"
-            self.assertWebhookOk(run(webhook=code, context=context(2.0)))
-            self.assertEqual(calls[0][0][7], 2.0)
+                    self.assertEqual(lifetimes, [expected])
 
 
 class SleepTest(SandboxTestCase):

@@ -659,7 +659,7 @@ class WhoRunsTest(OdooCase):
             payload={"x": 1},
         )
         self.assertWebhookFailed(
-            answer, "Odoo objects of the authenticator code can only be used while it runs"
+            answer, "Odoo objects of the authenticator code can only be used while it runs, by the call that received them"
         )
         self.assertEqual(self.odoo.calls, [])
 

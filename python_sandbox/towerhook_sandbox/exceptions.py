@@ -46,6 +46,19 @@ class ValidationError(UserError):
     """Odoo: a constraint refused the values."""
 
 
+def caused_by_timeout(exc):
+    """Whether ``exc`` is, or was raised while handling, a SnippetTimeout: a timeout that
+    a library caught and replaced by its own error still means the snippet ran out of
+    time."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, SnippetTimeout):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 # Exceptions whose text safe_eval lets through as is (Odoo 17/18 _BUBBLEUP_EXCEPTIONS,
 # minus the werkzeug and psycopg2 ones, which cannot occur here).
 PASSTHROUGH = (UserError, RedirectWarning, ZeroDivisionError)

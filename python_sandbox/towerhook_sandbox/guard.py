@@ -33,9 +33,11 @@ class NoGuard:
 NO_GUARD = NoGuard()
 
 # Per thread: ``guard``, the guard of the snippet running in this thread (None between
-# snippets), and ``uncatchable`` (below). The runner clears them with plain attribute
-# stores, which a pending asynchronous exception cannot interrupt half-way (it only lands
-# at calls and jumps).
+# snippets), ``session``, the Odoo session of that run (``orm.Session``; None when it has
+# none or between snippets: the Odoo objects refuse to work in any other run), and
+# ``uncatchable`` (below). The runner clears them with plain attribute stores, which a
+# pending asynchronous exception cannot interrupt half-way (it only lands at calls and
+# jumps).
 state = threading.local()
 
 
@@ -68,9 +70,14 @@ def check():
 uncatchable = functools.partial(getattr, state, "uncatchable", BaseException)
 
 
-def begin(guard):
-    """Marks this thread as running a snippet under ``guard`` (the runner undoes it)."""
+def begin(guard, session=None):
+    """Marks this thread as running a snippet under ``guard`` with the Odoo ``session``
+    of its run, if any (the runner undoes it)."""
     state.guard = guard
+    if session is not None:
+        # Set only for runs that have one, cleared by the runner after them: between runs
+        # it is always None, at the cost of nothing for runs without Odoo objects.
+        state.session = session
     state.uncatchable = SnippetTimeout
 
 

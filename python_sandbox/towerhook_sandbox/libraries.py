@@ -10,8 +10,9 @@ any other attribute is absent. Differences, all deliberate:
   raise.
 - Blocking calls respect the snippet's deadline: ``time.sleep`` sleeps in slices of at most
   50 ms and raises SnippetTimeout when no time is left; ``requests`` calls get
-  ``timeout=min(timeout or remaining, remaining)``; ``dns.resolver`` calls get
-  ``lifetime`` bounded the same way.
+  ``timeout=min(timeout or default, remaining)`` (default: towerhook's
+  ``outbound_timeout_seconds``); ``dns.resolver`` calls get ``lifetime`` bounded by the
+  remaining time.
 - ``tldextract.extract`` never touches the network or the disk: it uses the Public Suffix
   List snapshot bundled with the tldextract package, and no cache directory.
 - Third-party packages are imported on first use. A missing package does not stop
@@ -19,14 +20,38 @@ any other attribute is absent. Differences, all deliberate:
   package to install.
 - ``dateutil.tz.gettz`` is ``pytz.timezone`` as in Odoo 17/18, without Odoo's pytz alias
   patch (old zone names Odoo maps to current ones are unknown here).
+
+Isolation: snippets of every webhook share this process, and a snippet may read any
+attribute without a double underscore and change any container it reaches in place
+(``obj._table[0] = x``, ``lst.append``). So nothing a library hands out may lead to
+process-wide state (a module, a changeable class, a socket, a lock, a connection pool, a
+session, a shared list or dict). Per library (``tests/test_reachability.py`` walks what
+each hands out):
+
+- ``requests``: towerhook sends (a session of its own per request, environment ignored,
+  towerhook's proxy and default timeout) and the snippet gets a narrow ``Response`` and
+  narrow exceptions (``outbound.py``).
+- ``timezone``/``dateutil.tz.gettz``: pytz zones are process-wide singletons; each is
+  frozen the first time it is handed out (tables as tuples, read-only ``_tzinfos``), so
+  it keeps working unchanged and cannot be changed (``dates.py``).
+- ``dateutil.parser``: the real functions, except that a fixed offset comes back as an
+  immutable ``tzoffset`` of ``dates.py`` instead of dateutil's, whose class holds a
+  process-wide lock.
+- ``dateutil.rrule``: ``rrule``, ``rruleset`` and ``rrulestr`` are narrow wrappers
+  (``rrulestr`` is a shared parser instance, and cached rules hold a lock); the constants
+  are ints and dateutil's immutable weekdays.
+- ``dateutil.relativedelta``, ``dateutil.tz.UTC``/``tzutc``: dateutil's own objects; they
+  hold numbers and nothing shared that can change.
+- ``dns``: narrow answers, records and exceptions (``dns_lookup.py``); reverse names are
+  dnspython's immutable ``Name`` objects.
+- ``tldextract`` (a new result of strings per call), ``hashlib``/``hmac`` (C hash
+  objects, hmac objects holding them), ``json``, ``time``, ``datetime`` (immutable
+  built-in types): as they are.
 """
 
-import functools
-import importlib
-import sys
 import time as _time
 
-from . import guard
+from . import dates, dns_lookup, guard, outbound
 from .exceptions import (
     AccessError,
     MissingError,
@@ -35,22 +60,9 @@ from .exceptions import (
     ValidationError,
 )
 from .float_utils import float_compare
+from .loading import load
 
 SLEEP_SLICE = 0.05
-
-
-def load(module_name, title, package):
-    """Imports ``module_name``; a UserError naming the pip package when it is missing."""
-    module = sys.modules.get(module_name)
-    if module is not None:
-        return module
-    try:
-        return importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserError(
-            "%s is not available: the Python package %r is not installed in towerhook's "
-            "environment (pip install %s; %s)" % (title, package, package, exc)
-        ) from None
 
 
 class Library:
@@ -116,35 +128,6 @@ def sleep(seconds):
         _time.sleep(min(left, SLEEP_SLICE, remaining))
 
 
-# --- requests and dns: bounded waits
-
-
-def _with_timeout(function):
-    @functools.wraps(function)
-    def call(*args, **kwargs):
-        kwargs["timeout"] = guard.bounded(kwargs.get("timeout"))
-        return function(*args, **kwargs)
-
-    return call
-
-
-# resolve/query(qname, rdtype, rdclass, tcp, source, raise_on_no_answer, source_port, lifetime)
-_LIFETIME_POSITION = 7
-
-
-def _with_lifetime(function):
-    @functools.wraps(function)
-    def call(*args, **kwargs):
-        if len(args) > _LIFETIME_POSITION:
-            args = list(args)
-            args[_LIFETIME_POSITION] = guard.bounded(args[_LIFETIME_POSITION])
-        else:
-            kwargs["lifetime"] = guard.bounded(kwargs.get("lifetime"))
-        return function(*args, **kwargs)
-
-    return call
-
-
 # --- tldextract, offline
 
 _extractor = None
@@ -165,10 +148,7 @@ def _offline_extract(module):
 
 # --- pytz
 
-
-def timezone(zone):
-    """pytz's ``timezone``: the tz object for an IANA zone name."""
-    return load("pytz", "timezone", "pytz").timezone(zone)
+timezone = dates.timezone
 
 
 # --- the libraries
@@ -207,14 +187,15 @@ def _dateutil():
         "python-dateutil",
         {
             "tz": sub("tz", ["UTC", "tzutc"], {"gettz": lambda _m: timezone}),
-            "parser": sub("parser", ["isoparse", "parse"]),
+            "parser": sub(
+                "parser",
+                [],
+                {"isoparse": lambda _m: dates.isoparse, "parse": lambda _m: dates.parse},
+            ),
             "relativedelta": sub("relativedelta", ["relativedelta", *_WEEKDAYS]),
             "rrule": sub(
                 "rrule",
                 [
-                    "rrule",
-                    "rruleset",
-                    "rrulestr",
                     "YEARLY",
                     "MONTHLY",
                     "WEEKLY",
@@ -224,6 +205,11 @@ def _dateutil():
                     "SECONDLY",
                     *_WEEKDAYS,
                 ],
+                {
+                    "rrule": lambda _m: dates.rrule,
+                    "rruleset": lambda _m: dates.rruleset,
+                    "rrulestr": lambda _m: dates.rrulestr,
+                },
             ),
         },
     )
@@ -262,7 +248,7 @@ def build():
             "requests",
             "requests",
             {
-                name: (lambda module, name=name: _with_timeout(getattr(module, name)))
+                name: (lambda _module, name=name: getattr(outbound, name))
                 for name in ("post", "get", "delete", "request")
             },
         ),
@@ -284,18 +270,24 @@ def build():
                 "dns.resolver",
                 "dnspython",
                 {
-                    "resolve": lambda m: _with_lifetime(m.resolve),
-                    "query": lambda m: _with_lifetime(m.query),
+                    "resolve": lambda _m: dns_lookup.resolve,
+                    "query": lambda _m: dns_lookup.query,
                 },
             ),
             reversename=Library(
                 "dns.reversename",
                 "dns.reversename",
                 "dnspython",
-                {"from_address": None, "to_address": None},
+                {
+                    "from_address": lambda _m: dns_lookup.from_address,
+                    "to_address": lambda _m: dns_lookup.to_address,
+                },
             ),
             exception=Library(
-                "dns.exception", "dns.exception", "dnspython", {"DNSException": None}
+                "dns.exception",
+                "dns.exception",
+                "dnspython",
+                {"DNSException": lambda _m: dns_lookup.DNSException},
             ),
         ),
     }

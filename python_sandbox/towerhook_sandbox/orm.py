@@ -38,6 +38,11 @@ What snippets get behaves like Odoo's ORM as far as RPC allows:
 - Refused without RPC: private methods (AccessError, as Odoo's RPC says it), ``sudo()``,
   ``with_user()`` and ``env(user=...)`` (a UserError explaining that an RPC client cannot
   change whose rights it uses), and in-process-only ORM calls (``env.cr``...).
+- Refused without RPC, with an AccessError: the companion addon's ``towerhook_*`` methods
+  on any model (towerhook's service user may call them, and authenticators run as that
+  user: ``towerhook_secret_values`` would hand any webhook's secrets to any snippet), and
+  every method of the models that hold secret values (``SECRET_MODELS``). Secrets reach
+  code only through ``#!cxtower.secret.REF!#`` placeholders, as in the module.
 - Errors from Odoo raise the sandbox classes of the same name (AccessError, MissingError,
   ValidationError, UserError, AccessDenied, RedirectWarning), Python's ValueError,
   KeyError, TypeError, AttributeError, or a UserError ``"<name>: <message>"`` for anything
@@ -47,12 +52,16 @@ Sandbox safety: the objects snippets get (Environment, Recordset, Method) keep e
 in name-mangled slots (``_Recordset__core``...), which safe_eval's name check and the
 format-string check refuse, and expose only public, harmless attributes; string paths
 given to ``mapped``/``filtered``/``sorted`` and string keys are looked up as fields only,
-never with ``getattr``. The session (bridge, kind, caches) is never handed out.
+never with ``getattr``. The session (bridge, kind, caches) is never handed out. Objects
+work only in the run that received them, on its thread (``guard.state.session``): after
+the run, in the webhook code when they came from the authenticator, and in another call
+running at the same time (had a snippet parked them somewhere shared) they refuse.
 """
 
 import datetime as _dt
 import json as _json
 
+from . import guard
 from .exceptions import (
     AccessDenied,
     AccessError,
@@ -82,6 +91,16 @@ ERRORS = {
 TOWERHOOK_ERRORS = "towerhook."
 
 PRIVATE = "Private methods (such as %s) cannot be called remotely."
+RESERVED_PREFIX = "towerhook_"
+RESERVED = "towerhook's own methods (such as %s) cannot be called from webhook code."
+# Cetmix Tower's models that hold secret values (keys, their values, the vault).
+SECRET_MODELS = frozenset(
+    ["cx.tower.key", "cx.tower.key.value", "cx.tower.vault", "cx.tower.vault.mixin"]
+)
+SECRET_MODEL = (
+    "You are not allowed to access '%s' records: they hold secret values, which webhook "
+    "code gets only through #!cxtower.secret.REFERENCE!# placeholders."
+)
 EXPECTED_SINGLETON = "Expected singleton: %s"
 
 # Methods that cannot change data: the record cache survives them.
@@ -223,9 +242,10 @@ class Session:
 
     def live_bridge(self):
         bridge = self.bridge
-        if bridge is None:
+        if bridge is None or getattr(guard.state, "session", None) is not self:
             raise UserError(
-                "Odoo objects of the %s code can only be used while it runs" % self.kind
+                "Odoo objects of the %s code can only be used while it runs, by the call "
+                "that received them" % self.kind
             )
         return bridge
 
@@ -275,6 +295,7 @@ class Core:
 
     def execute(self, model, method, ids, args, kwargs, context=None):
         """Calls ``model.method`` through the bridge; raises Odoo's errors."""
+        refuse_reserved(model, method)
         session = self.session
         bridge = session.live_bridge()
         merged = self.context()
@@ -631,6 +652,8 @@ class Recordset:
             raise AttributeError(name)
         if name[:1] == "_" or name == "init":
             raise AccessError(PRIVATE % name)
+        if name.startswith(RESERVED_PREFIX):
+            raise AccessError(RESERVED % name)
         core = self.__core
         if name in IN_PROCESS_ONLY:
             raise UserError(
@@ -983,6 +1006,14 @@ def error(name, message):
     if name.startswith(TOWERHOOK_ERRORS):
         return UserError(message)
     return UserError("%s: %s" % (name, message))
+
+
+def refuse_reserved(model, method):
+    """AccessError for what no snippet may call (see the module docstring)."""
+    if str(method).startswith(RESERVED_PREFIX):
+        raise AccessError(RESERVED % method)
+    if str(model).strip() in SECRET_MODELS:
+        raise AccessError(SECRET_MODEL % str(model).strip())
 
 
 def _check_public(name):

@@ -6,7 +6,11 @@ The boundary with Rust:
   (int), ``recursion_limit`` (int, ``sys.setrecursionlimit``), ``timeout_seconds`` (float,
   the per-snippet limit quoted in timeout messages when the call's context has none),
   ``preload_libraries`` (bool, default True: import the libraries now rather than on
-  first use), ``source`` (str, default ``"yaml"``: named in the Odoo stand-ins' errors).
+  first use), ``source`` (str, default ``"yaml"``: named in the Odoo stand-ins' errors),
+  ``outbound_timeout_seconds`` (float, default 30: the timeout of a snippet's HTTP request
+  when it sets none) and ``outbound_proxy`` (str or None, default None: the proxy URL,
+  credentials included, every HTTP request of a snippet goes through; see
+  ``outbound.py``).
 - ``prepare(kind, code, secrets)`` once per snippet version (kind ``"authenticator"`` or
   ``"webhook"``, secrets ``{reference: value or None}``): inlines the secrets, compiles,
   applies the safe_eval checks and the sandbox's rewrites. Never raises: a snippet that
@@ -28,9 +32,9 @@ import ast
 import sys
 import threading
 
-from . import guard, libraries, odoo_objects, response, rewrite, validation
+from . import guard, libraries, odoo_objects, outbound, response, rewrite, validation
 from . import secrets as inlining
-from .exceptions import PASSTHROUGH, SnippetTimeout, UserError
+from .exceptions import PASSTHROUGH, SnippetTimeout, UserError, caused_by_timeout
 from .formatting import attribute as format_attribute
 from .safe_builtins import BUILTINS
 
@@ -52,6 +56,8 @@ _settings = {
     "timeout_seconds": None,
     "preload_libraries": True,
     "source": "yaml",
+    "outbound_timeout_seconds": outbound.DEFAULT_TIMEOUT,
+    "outbound_proxy": None,
 }
 # Odoo's builtins plus the helpers the rewrites call. The helpers live in the builtins, not
 # the globals: a function keeps its builtins after the snippet's globals were cleared, so a
@@ -76,6 +82,9 @@ def configure(settings):
     _settings.update(settings or {})
     if _settings.get("recursion_limit"):
         sys.setrecursionlimit(int(_settings["recursion_limit"]))
+    outbound.configure(
+        _settings.get("outbound_timeout_seconds"), _settings.get("outbound_proxy")
+    )
     _libraries = libraries.build()
     _bases.clear()
     if _settings.get("preload_libraries", True):
@@ -222,7 +231,7 @@ def _stage(kind, prepared, names, call):
             return _failure(kind, "Odoo objects unavailable: %s" % _error_text(exc), spoil)
         scope.update(provided)
     scope.update(names)
-    guard.begin(call.guard)
+    guard.begin(call.guard, session)
     try:
         call.guard.enter(kind)
         try:
@@ -235,7 +244,7 @@ def _stage(kind, prepared, names, call):
         except SnippetTimeout:
             raise
         except BaseException as exc:  # the snippet's own failure, reported to the caller
-            if _caused_by_timeout(exc):
+            if caused_by_timeout(exc):
                 raise SnippetTimeout() from None
             return _failure(kind, _error_text(exc), spoil)
         finally:
@@ -244,9 +253,11 @@ def _stage(kind, prepared, names, call):
         # Cleared with plain stores, before leave(): a timeout surfacing after leave()
         # finds this thread marked as running no snippet. The run's Odoo objects stop
         # working (an authenticator's objects smuggled to the webhook code in payload
-        # would otherwise act with the authenticator's rights).
+        # would otherwise act with the authenticator's rights), and objects of a run still
+        # going work only on its own thread (guard.state.session).
         if session is not None:
             session.bridge = None
+            guard.state.session = None
         guard.state.guard = None
         guard.state.uncatchable = BaseException
         call.guard.leave()
@@ -293,18 +304,6 @@ def _error_text(exc):
         return repr(exc)
     except Exception:  # an argument that cannot be shown (an Odoo stand-in...)
         return "%s(<unprintable>)" % type(exc).__name__
-
-
-def _caused_by_timeout(exc):
-    # A timeout that a library caught and replaced by its own error still means the
-    # snippet ran out of time.
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, SnippetTimeout):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def _timed_out(stage, call):

@@ -74,6 +74,8 @@ fn run() -> Result<(), String> {
         max_message_chars: config.max_message_chars,
         recursion_limit: config.recursion_limit,
         timeout_secs: config.timeout_secs,
+        outbound_proxy: config.outbound_proxy.clone(),
+        outbound_timeout_secs: config.outbound_timeout_secs,
     })?;
     let writer = Writer(Arc::new(Mutex::new(socket)));
     let gate = Arc::new(RemoteOdoo {

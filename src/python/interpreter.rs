@@ -29,6 +29,10 @@ pub struct InterpreterSettings {
     pub max_message_chars: usize,
     pub recursion_limit: u32,
     pub timeout_secs: f64,
+    /// Proxy URL of snippets' outgoing HTTP requests (None: direct).
+    pub outbound_proxy: Option<String>,
+    /// Timeout of a snippet's HTTP request that sets none.
+    pub outbound_timeout_secs: f64,
 }
 
 /// Handles on the sandbox's entry points.
@@ -104,6 +108,8 @@ fn load(py: Python<'_>, settings: &InterpreterSettings) -> PyResult<Sandbox> {
     configuration.set_item("max_message_chars", settings.max_message_chars)?;
     configuration.set_item("recursion_limit", settings.recursion_limit)?;
     configuration.set_item("timeout_seconds", settings.timeout_secs)?;
+    configuration.set_item("outbound_proxy", settings.outbound_proxy.as_deref())?;
+    configuration.set_item("outbound_timeout_seconds", settings.outbound_timeout_secs)?;
     package.getattr("configure")?.call1((configuration,))?;
     Ok(Sandbox {
         prepare: package.getattr("prepare")?.unbind(),
