@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Label for calls that matched no webhook: unknown paths must not grow the label set.
@@ -29,6 +29,11 @@ pub struct Metrics {
     pub outbox_oldest_age_seconds: IntGauge,
     pub dead_letters: IntGauge,
     pub shipped_records: IntGauge,
+    pub workers_ready: IntGauge,
+    pub workers_busy: IntGauge,
+    pub worker_restarts: IntGaugeVec,
+    pub calls_killed_for_time: IntGauge,
+    pub worker_memory_bytes: IntGaugeVec,
 }
 
 impl Metrics {
@@ -44,6 +49,13 @@ impl Metrics {
         };
         let gauge = |name: &str, help: &str| {
             let metric = IntGauge::new(name, help).expect("metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric");
+            metric
+        };
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric");
             registry
                 .register(Box::new(metric.clone()))
                 .expect("unique metric");
@@ -100,7 +112,7 @@ impl Metrics {
             definition_refreshes,
             odoo_rpc_seconds,
             odoo_rpc_errors,
-            python_queue_depth: gauge("python_queue_depth", "Calls waiting for a snippet thread"),
+            python_queue_depth: gauge("python_queue_depth", "Calls waiting for a snippet worker"),
             outbox_records: gauge("outbox_records", "Log records not yet in Odoo"),
             outbox_bytes: gauge("outbox_bytes", "Bytes of log records not yet in Odoo"),
             outbox_oldest_age_seconds: gauge(
@@ -112,6 +124,23 @@ impl Metrics {
                 "Log records Odoo refused, kept for `towerhook outbox retry`",
             ),
             shipped_records: gauge("shipped_records", "Log records shipped to Odoo since start"),
+            workers_ready: gauge("workers_ready", "Snippet workers ready for calls"),
+            workers_busy: gauge("workers_busy", "Calls running in snippet workers"),
+            worker_restarts: gauges(
+                "worker_restarts",
+                "Snippet workers replaced since start, by cause (recycled, timeout, died, \
+                 start_failed)",
+                &["cause"],
+            ),
+            calls_killed_for_time: gauge(
+                "calls_killed_for_time",
+                "Calls whose worker was killed for running past the snippet time limit",
+            ),
+            worker_memory_bytes: gauges(
+                "worker_memory_bytes",
+                "Resident memory of each snippet worker",
+                &["pid"],
+            ),
             registry,
         }
     }

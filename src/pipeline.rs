@@ -152,15 +152,21 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
             Some(RETRY_AFTER_SECS),
         ),
         // The snippet's own doing: its call fails as a failing snippet does.
-        Err(error @ (PoolError::TimedOut { kind } | PoolError::WorkerDied { kind, .. })) => {
-            let what = match &error {
-                PoolError::TimedOut { .. } => format!(
-                    "execution timed out after {} s",
-                    services.settings.snippet_timeout_secs
-                ),
-                other => other.to_string(),
-            };
-            snippet_failure(record, kind, &what)
+        Err(PoolError::TimedOut { kind }) => {
+            let what = format!(
+                "execution timed out after {} s",
+                services.settings.snippet_timeout_secs
+            );
+            snippet_failure(record, kind, &what, None)
+        }
+        // The cause (a signal, a C crash) is for the operator: the caller learns what to
+        // quote.
+        Err(PoolError::WorkerDied { kind, cause }) => {
+            let public = format!(
+                "the code ended its worker process (request {})",
+                record.request_id
+            );
+            snippet_failure(record, kind, &public, Some(&cause))
         }
         Err(PoolError::Worker(error)) => {
             // The detail is for the operator (process log, stored record), not for the
@@ -179,8 +185,14 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
 }
 
 /// A snippet that failed outside the sandbox's own handling (its worker killed for time,
-/// or dead), answered as the module answers a snippet that raises.
-fn snippet_failure(mut record: LogRecord, kind: SnippetKind, what: &str) -> CallOutcome {
+/// or dead), answered as the module answers a snippet that raises; `detail` goes to the
+/// stored record only.
+fn snippet_failure(
+    mut record: LogRecord,
+    kind: SnippetKind,
+    what: &str,
+    detail: Option<&str>,
+) -> CallOutcome {
     let (status, prefix) = match kind {
         SnippetKind::Authenticator => (403, "Authentication code error: "),
         SnippetKind::Webhook => {
@@ -189,7 +201,11 @@ fn snippet_failure(mut record: LogRecord, kind: SnippetKind, what: &str) -> Call
             (500, "Webhook code execution error: ")
         }
     };
-    failure(record, status, &format!("{prefix}{what}"), None)
+    let mut outcome = failure(record, status, &format!("{prefix}{what}"), None);
+    if let Some(detail) = detail {
+        outcome.record.error_message = Some(format!("{prefix}{what}: {detail}"));
+    }
+    outcome
 }
 
 const RETRY_AFTER_SECS: u32 = 1;

@@ -643,7 +643,9 @@ fn ended(state: &Shared, id: u64, exit: Option<ExitStatus>) {
         current_ref.status.ready.fetch_sub(1, Ordering::AcqRel);
     }
     let cause = describe_exit(exit, worker.last_words.borrow().as_deref());
-    let expected = worker.phase == Phase::Retiring || matches!(worker.doomed, Some(Doom::Shutdown));
+    let expected = current_ref.stopping
+        || worker.phase == Phase::Retiring
+        || matches!(worker.doomed, Some(Doom::Shutdown));
     match worker.phase {
         Phase::Starting => {
             current_ref.failed_starts += 1;
