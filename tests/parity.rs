@@ -596,3 +596,30 @@ async fn check_reports_run_as_users_and_superuser_webhooks() {
     assert!(lines.contains("with the rights of \"demo\""), "{lines}");
     assert!(lines.contains("with the rights of \"admin\""), "{lines}");
 }
+
+/// Item 10: a secret used as a number is masked in the answer as in the stored log.
+#[tokio::test]
+async fn a_secret_used_as_a_number_is_masked_in_the_answer() {
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("secrets.yaml");
+    std::fs::write(&file, "pin: \"004217\"\n").unwrap();
+    let app = common::spawn_app_with(
+        &webhooks(&[(
+            "pin",
+            "result = {'exit_code': 0, 'message': {'pin': int(#!cxtower.secret.pin!#), 'n': 7}}",
+        )]),
+        |settings| settings.secrets_file = Some(file.clone()),
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .post(app.url("pin"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body = response.text().await.unwrap();
+    assert_eq!(body, r#"{"message": {"pin": "*****", "n": 7}}"#);
+    let logged = app.last_log().result_message.unwrap();
+    assert!(!logged.contains("4217"), "{logged}");
+}

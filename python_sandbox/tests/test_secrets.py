@@ -151,6 +151,25 @@ class MaskingTest(SandboxTestCase):
             {"k": "*****", "*****": ["*****", "x*****"], "n": 1},
         )
 
+    def test_a_secret_used_as_a_number_is_masked_in_json_and_text(self):
+        for code, value in [
+            ("result['message'] = int(#!cxtower.secret.PIN!#)", "0042"),
+            ("result['message'] = {'pin': float(#!cxtower.secret.PIN!#)}", "1234.5"),
+            ("result['message'] = [int(#!cxtower.secret.PIN!#) * 1]", "98765"),
+        ]:
+            answer = run(webhook=code, secrets={"PIN": value})
+            self.assertEqual(answer[0], "ok", code)
+            self.assertNotIn(str(int(float(value))), answer[2], code)
+            self.assertNotIn(str(int(float(value))), answer[3], code)
+            self.assertIn("*****", answer[2], code)
+            self.assertIn("*****", answer[3], code)
+        # A number that is not the secret stays a number.
+        answer = run(
+            webhook="result['message'] = {'n': 7, 'pin': #!cxtower.secret.PIN!# == '1'}",
+            secrets={"PIN": "0042"},
+        )
+        self.assertEqual(json.loads(answer[2]), {"n": 7, "pin": False})
+
     def test_failure_message(self):
         answer = self.call(
             "result = {'exit_code': 1, 'message': 'bad ' + #!cxtower.secret.S!#}"

@@ -9,7 +9,7 @@ its JSON type); ``message_text`` is ``str(message)`` for the log. Both are limit
 
 import json
 
-from .secrets import mask
+from .secrets import SPOILER, mask
 
 TRUNCATED = "… [truncated]"
 
@@ -63,4 +63,10 @@ def _masked(message, spoil):
         return [_masked(item, spoil) for item in message]
     if isinstance(message, tuple):
         return tuple(_masked(item, spoil) for item in message)
+    if isinstance(message, (int, float)) and not isinstance(message, bool):
+        # A secret used as a number (``int(#!cxtower.secret.pin!#)``) would reach the
+        # JSON answer in clear: the whole number becomes the spoiler.
+        shown = repr(message)
+        if mask(shown, spoil) != shown:
+            return SPOILER
     return message

@@ -177,12 +177,31 @@ def needles(values):
             continue
         encoded = value.encode("utf-8", "surrogatepass")
         bytes_form = repr(encoded + b"'\"")[2:-1][:-3]
-        forms = {value, bytes_form, bytes_form.replace("\\'", "'")}
+        forms = {value, bytes_form, bytes_form.replace("\\'", "'"), *_numeric_forms(value)}
         for _round in range(2):
             forms = set().union(*(_escaped(form) for form in forms))
         found |= forms
     found.discard("")
     return tuple(sorted(found, key=len, reverse=True))
+
+
+def _numeric_forms(value):
+    """How a secret used as a number shows: ``int("0042")`` is ``42``, ``float("1e3")``
+    ``1000.0``."""
+    forms = set()
+    try:
+        forms.add(str(int(value)))
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        return forms
+    if number == number and number not in (float("inf"), float("-inf")):
+        forms.add(repr(number))
+        if number.is_integer():
+            forms.add(str(int(number)))
+    return forms
 
 
 def _escaped(text):
