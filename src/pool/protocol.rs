@@ -73,6 +73,26 @@ pub struct CallFrame {
     pub payload: String,
 }
 
+/// `CallFrame` as the server writes it, without copying the call's data: encodes exactly
+/// as `ToWorker::Call(CallFrame { .. })`.
+#[derive(Debug, Serialize)]
+pub enum ToWorkerCall<'a> {
+    /// Stands for `ToWorker::Start`: keeps the variant index of `Call`.
+    Start(()),
+    Call(CallFrameRef<'a>),
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallFrameRef<'a> {
+    pub job: u64,
+    pub authenticator: SnippetRef,
+    pub webhook: SnippetRef,
+    pub headers: &'a [(String, String)],
+    #[serde(with = "serde_bytes")]
+    pub raw_data: &'a [u8],
+    pub payload: &'a str,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ToWorker {
     /// First frame: the worker starts its interpreter with these settings.
@@ -87,6 +107,10 @@ pub enum ToWorker {
     Answer {
         request: u64,
         answer: OdooAnswer,
+    },
+    /// Give back those of these calls no snippet thread has taken yet.
+    Release {
+        jobs: Vec<u64>,
     },
 }
 
@@ -160,6 +184,8 @@ pub enum FromWorker {
         job: u64,
         ask: OdooAsk,
     },
+    /// The calls given back (never started here).
+    Released { jobs: Vec<u64> },
 }
 
 /// One frame, ready to write.
@@ -224,6 +250,18 @@ mod tests {
             payload: "{\"a\": 1}".into(),
         });
         let frame = encode(&call);
+        let ToWorker::Call(owned) = &call else {
+            unreachable!()
+        };
+        let borrowed = ToWorkerCall::Call(CallFrameRef {
+            job: owned.job,
+            authenticator: owned.authenticator.clone(),
+            webhook: owned.webhook.clone(),
+            headers: &owned.headers,
+            raw_data: &owned.raw_data,
+            payload: &owned.payload,
+        });
+        assert_eq!(encode(&borrowed), frame, "both forms encode alike");
         let mut body = Vec::new();
         read_frame(&mut frame.as_slice(), &mut body)
             .unwrap()

@@ -19,6 +19,8 @@ pub struct Slot {
     pub deadline: AtomicU64,
     /// The running snippet's kind: 1 authenticator, 2 webhook (0: none).
     pub kind: AtomicU64,
+    /// When the thread took its job, in `monotonic_nanos`.
+    pub started: AtomicU64,
 }
 
 impl Slot {

@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{LocalSet, spawn_local};
 
 use super::protocol::{
-    self, CallFrame, FromWorker, Kind, OdooAnswer, OdooAsk, SnippetId, SnippetRef, SnippetSource,
-    ToWorker, Verdict,
+    self, CallFrameRef, FromWorker, Kind, OdooAnswer, OdooAsk, SnippetId, SnippetRef,
+    SnippetSource, ToWorker, ToWorkerCall, Verdict,
 };
 use super::shm::{Slots, monotonic_nanos};
 use super::{CallWork, Command, PoolError, PoolSettings, PoolStatus};
@@ -45,6 +45,16 @@ const RESTART_DELAYS: [Duration; 6] = [
 ];
 /// How long a worker that was told to end may take before it is killed.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
+/// Calls a worker may hold beyond its free snippet threads: under load the next calls are
+/// already in its socket when it finishes one, so a busy worker never sleeps between
+/// calls and the server reads answers in batches.
+const PREFETCH: usize = 4;
+/// Only a worker whose running calls all started this recently gets calls ahead.
+const PREFETCH_WHILE_RUNNING_LESS_THAN: Duration = Duration::from_millis(2);
+/// Calls waiting in a worker behind one running this long are taken back and given to
+/// another worker: a slow (or hostile, killed only at its time limit) call holds up no
+/// other.
+const RELEASE_AFTER: Duration = Duration::from_millis(15);
 
 type CallReply = oneshot::Sender<Result<Verdict, PoolError>>;
 type CheckReply = oneshot::Sender<Result<Option<String>, PoolError>>;
@@ -90,9 +100,12 @@ enum Doom {
 }
 
 struct InFlight {
+    /// Kept until the call ends: a call that never started may go to another worker.
+    work: CallWork,
     reply: CallReply,
-    user_id: i64,
     dispatched: Instant,
+    /// Asked back from the worker (`Release`), answer pending.
+    releasing: bool,
 }
 
 struct Worker {
@@ -126,6 +139,30 @@ impl Worker {
             nix::unistd::Pid::from_raw(self.pid as i32),
             nix::sys::signal::Signal::SIGKILL,
         );
+    }
+
+    /// Whether every thread that runs a call started it less than `limit` ago.
+    fn running_less_than(&self, limit: Duration) -> bool {
+        let now = monotonic_nanos();
+        self.slots.iter().all(|slot| {
+            slot.job.load(Ordering::Acquire) == 0
+                || now.saturating_sub(slot.started.load(Ordering::Acquire))
+                    < limit.as_nanos() as u64
+        })
+    }
+
+    /// Calls given to this worker that none of its threads has taken.
+    fn waiting_jobs(&self) -> Vec<u64> {
+        let running: Vec<u64> = self
+            .slots
+            .iter()
+            .map(|slot| slot.job.load(Ordering::Acquire))
+            .collect();
+        self.in_flight
+            .iter()
+            .filter(|(job, flight)| !flight.releasing && !running.contains(job))
+            .map(|(&job, _)| job)
+            .collect()
     }
 
     /// The kind of snippet `job` runs now, if one of its threads has taken the job.
@@ -454,6 +491,21 @@ fn received(current: &mut State, id: u64, message: FromWorker) -> bool {
             }
             return replace;
         }
+        FromWorker::Released { jobs } => {
+            for job in jobs.into_iter().rev() {
+                if let Some(flight) = worker.in_flight.remove(&job) {
+                    current.status.busy.fetch_sub(1, Ordering::AcqRel);
+                    current.status.queued.fetch_add(1, Ordering::AcqRel);
+                    current
+                        .queue
+                        .push_front(Queued::Call(flight.work, flight.reply));
+                }
+            }
+            // Asked back but already started: they run here after all.
+            for flight in worker.in_flight.values_mut() {
+                flight.releasing = false;
+            }
+        }
         FromWorker::Checked { request, problem } => {
             if let Some(reply) = worker.checks.remove(&request) {
                 let _ = reply.send(Ok(problem));
@@ -463,7 +515,10 @@ fn received(current: &mut State, id: u64, message: FromWorker) -> bool {
             let Some(outbox) = worker.outbox.clone() else {
                 return false;
             };
-            let user_id = worker.in_flight.get(&job).map(|flight| flight.user_id);
+            let user_id = worker
+                .in_flight
+                .get(&job)
+                .map(|flight| flight.work.webhook.user_id);
             let (Some(odoo), Some(user_id)) = (current.odoo.clone(), user_id) else {
                 let answer = OdooAnswer::Error {
                     name: "towerhook.Unreachable".into(),
@@ -509,14 +564,21 @@ async fn answer_odoo(odoo: Arc<SnippetCalls>, user_id: i64, ask: OdooAsk) -> Odo
     }
 }
 
-/// Hands queued work to ready workers with a free snippet thread, least busy first.
+/// Hands queued work to ready workers with a free snippet thread, least busy first, or
+/// one call ahead (`PREFETCH`) to a worker whose calls all started just now.
 fn dispatch(state: &mut State) {
     let threads = state.settings.config.threads.max(1);
+    let can_take = |worker: &Worker| {
+        worker.phase == Phase::Ready
+            && (worker.in_flight.len() < threads
+                || (worker.in_flight.len() < threads + PREFETCH
+                    && worker.running_less_than(PREFETCH_WHILE_RUNNING_LESS_THAN)))
+    };
     while !state.queue.is_empty() {
         let Some((&id, _)) = state
             .workers
             .iter()
-            .filter(|(_, w)| w.phase == Phase::Ready && w.in_flight.len() < threads)
+            .filter(|(_, w)| can_take(w))
             .min_by_key(|(_, w)| w.in_flight.len())
         else {
             return;
@@ -530,21 +592,24 @@ fn dispatch(state: &mut State) {
                 }
                 state.next_job += 1;
                 let job = state.next_job;
-                let frame = ToWorker::Call(CallFrame {
+                let frame = protocol::encode(&ToWorkerCall::Call(CallFrameRef {
                     job,
                     authenticator: snippet_ref(&work.webhook.authenticator.code, &mut worker.known),
                     webhook: snippet_ref(&work.webhook.code, &mut worker.known),
-                    headers: work.headers,
-                    raw_data: work.raw_data.to_vec(),
-                    payload: work.payload,
-                });
-                worker.send(&frame);
+                    headers: &work.headers,
+                    raw_data: &work.raw_data,
+                    payload: &work.payload,
+                }));
+                if let Some(outbox) = &worker.outbox {
+                    let _ = outbox.send(frame);
+                }
                 worker.in_flight.insert(
                     job,
                     InFlight {
+                        work,
                         reply,
-                        user_id: work.webhook.user_id,
                         dispatched: Instant::now(),
+                        releasing: false,
                     },
                 );
                 state.status.busy.fetch_add(1, Ordering::AcqRel);
@@ -609,6 +674,18 @@ async fn watchdog(state: Shared) {
                 .iter()
                 .find(|(_, flight)| flight.dispatched.elapsed() > longest)
                 .map(|(&job, _)| (job, worker.stage_of(job).unwrap_or(Kind::Webhook)));
+            // Calls waiting behind a slow one go to another worker.
+            if !worker.running_less_than(RELEASE_AFTER) {
+                let waiting = worker.waiting_jobs();
+                if !waiting.is_empty() {
+                    for job in &waiting {
+                        if let Some(flight) = worker.in_flight.get_mut(job) {
+                            flight.releasing = true;
+                        }
+                    }
+                    worker.send(&ToWorker::Release { jobs: waiting });
+                }
+            }
             if let Some((job, kind)) = overran.or(stuck) {
                 log::warn!(
                     "snippet worker {} ran a {} past its time limit: killed",
@@ -666,10 +743,21 @@ fn ended(state: &Shared, id: u64, exit: Option<ExitStatus>) {
         }
         _ => {}
     }
-    let in_flight = std::mem::take(&mut worker.in_flight);
+    let mut in_flight: Vec<(u64, InFlight)> =
+        std::mem::take(&mut worker.in_flight).into_iter().collect();
+    // Newest first: calls that never started go back to the front in their order.
+    in_flight.sort_by_key(|(job, _)| std::cmp::Reverse(*job));
     for (job, flight) in in_flight {
         current_ref.status.busy.fetch_sub(1, Ordering::AcqRel);
         let stage = worker.stage_of(job);
+        if stage.is_none() && !current_ref.stopping {
+            // Nothing of it ran: another worker takes it.
+            current_ref.status.queued.fetch_add(1, Ordering::AcqRel);
+            current_ref
+                .queue
+                .push_front(Queued::Call(flight.work, flight.reply));
+            continue;
+        }
         let error = match (worker.doomed, stage) {
             (Some(Doom::Overran { job: overran, kind }), _) if overran == job => {
                 PoolError::TimedOut { kind }
@@ -680,10 +768,7 @@ fn ended(state: &Shared, id: u64, exit: Option<ExitStatus>) {
                         limit"
                     .into(),
             },
-            (_, None) => PoolError::WorkerDied {
-                kind: Kind::Webhook,
-                cause: format!("its snippet worker died before the call started: {cause}"),
-            },
+            (_, None) => PoolError::Stopped,
             (_, Some(kind)) => PoolError::WorkerDied {
                 kind,
                 cause: format!("its snippet worker died: {cause}"),

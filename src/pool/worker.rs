@@ -131,6 +131,10 @@ fn run() -> Result<(), String> {
                 );
             }
             ToWorker::Answer { request, answer } => gate.answered(request, answer),
+            ToWorker::Release { jobs } => {
+                let jobs = engine.release(&jobs);
+                writer.send(&FromWorker::Released { jobs })?;
+            }
             ToWorker::Check { request, snippet } => {
                 let loaded = LoadedSnippet::new(snippet.kind, snippet.code, snippet.secrets);
                 let problem = match crate::python::snippet_problem(sandbox, &loaded) {

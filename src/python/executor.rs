@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
 
 use super::interpreter::{Sandbox, describe};
 use super::odoo_bridge::{OdooBridge, OdooGate};
@@ -61,12 +62,20 @@ struct Job {
 }
 
 pub struct Engine {
-    jobs: Sender<Job>,
+    shared: Arc<Shared>,
+}
+
+/// Calls given to the worker and not yet taken by a snippet thread. The server may take
+/// them back (`release`) when the worker is slow to get to them.
+#[derive(Default)]
+struct Waiting {
+    jobs: Mutex<VecDeque<Job>>,
+    arrived: Condvar,
 }
 
 struct Shared {
     sandbox: &'static Sandbox,
-    receiver: Receiver<Job>,
+    waiting: Waiting,
     settings: EngineSettings,
     slots: Arc<Slots>,
     /// Per thread: the Python thread id, and when the watchdog last injected.
@@ -89,10 +98,9 @@ impl Engine {
         settings: EngineSettings,
         slots: Arc<Slots>,
     ) -> std::io::Result<Self> {
-        let (jobs, receiver) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             sandbox,
-            receiver,
+            waiting: Waiting::default(),
             threads: (0..settings.threads)
                 .map(|_| ThreadState::default())
                 .collect(),
@@ -106,18 +114,50 @@ impl Engine {
                 .stack_size(THREAD_STACK_BYTES)
                 .spawn(move || snippet_thread(&shared, index))?;
         }
+        let watched = Arc::clone(&shared);
         thread::Builder::new()
             .name("watchdog".into())
-            .spawn(move || watchdog(&shared))?;
-        Ok(Self { jobs })
+            .spawn(move || watchdog(&watched))?;
+        Ok(Self { shared })
     }
 
     /// Runs the call's authenticator and, if it allows, its webhook code; `reply` gets
     /// the verdict on the snippet thread.
     pub fn submit(&self, call: CallJob, reply: Reply) {
-        if let Err(error) = self.jobs.send(Job { call, reply }) {
-            let Job { reply, .. } = error.into_inner();
-            reply(Err("the snippet threads have stopped".into()));
+        let waiting = &self.shared.waiting;
+        waiting.lock().push_back(Job { call, reply });
+        waiting.arrived.notify_one();
+    }
+
+    /// Takes back those of `jobs` no snippet thread has taken yet; their ids. Their
+    /// replies are dropped unsent: the server runs them elsewhere.
+    pub fn release(&self, jobs: &[u64]) -> Vec<u64> {
+        let mut waiting = self.shared.waiting.lock();
+        let mut released = Vec::new();
+        waiting.retain(|job| {
+            let keep = !jobs.contains(&job.call.job);
+            if !keep {
+                released.push(job.call.job);
+            }
+            keep
+        });
+        released
+    }
+}
+
+impl Waiting {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Job>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next job, waiting for one.
+    fn next(&self) -> Job {
+        let mut jobs = self.lock();
+        loop {
+            if let Some(job) = jobs.pop_front() {
+                return job;
+            }
+            jobs = self.arrived.wait(jobs).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
@@ -125,44 +165,53 @@ impl Engine {
 fn snippet_thread(shared: &Arc<Shared>, index: usize) {
     let slot = shared.slots.get(index);
     let state = &shared.threads[index];
-    let guard = Python::attach(|py| {
+    // The thread stays attached for its whole life and only releases the GIL while it
+    // waits: attaching per job would create and destroy a Python thread state (and its
+    // frame stack, an mmap) every call.
+    Python::attach(|py| {
         // SAFETY: asks the running thread's own id, with the GIL held.
         let ident = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
         state.python_thread.store(ident as u64, Ordering::Relaxed);
-        Py::new(
+        let guard = match Py::new(
             py,
             SnippetGuard {
                 shared: Arc::clone(shared),
                 index,
             },
-        )
-    });
-    let guard = match guard {
-        Ok(guard) => guard,
-        Err(e) => {
-            log::error!("snippet thread cannot start: {e}");
-            std::process::exit(70);
-        }
-    };
-    while let Ok(Job { call, reply }) = shared.receiver.recv() {
-        slot.job.store(call.job, Ordering::Release);
-        let verdict = Python::attach(|py| run(py, shared, &guard, &call));
-        Python::attach(|_| {
+        ) {
+            Ok(guard) => guard,
+            Err(e) => {
+                log::error!("snippet thread cannot start: {e}");
+                std::process::exit(70);
+            }
+        };
+        loop {
+            let Job { call, reply } = py.detach(|| {
+                let job = shared.waiting.next();
+                // Taken: from now on the server counts it as started.
+                slot.started.store(monotonic_nanos(), Ordering::Release);
+                slot.job.store(job.call.job, Ordering::Release);
+                job
+            });
+            let verdict = run(py, shared, &guard, &call);
             // Nothing of this job may reach the next one: no deadline, no pending timeout.
-            slot.clear();
+            slot.deadline.store(0, Ordering::Release);
             state.timed_out.store(false, Ordering::Relaxed);
             // SAFETY: the id is this thread's own; clearing a pending asynchronous
-            // exception needs the GIL, which `attach` holds.
+            // exception needs the GIL, which this thread holds.
             unsafe {
                 pyo3::ffi::PyThreadState_SetAsyncExc(
                     state.python_thread.load(Ordering::Relaxed) as c_long,
                     std::ptr::null_mut(),
                 );
             }
-        });
-        drop(call);
-        reply(verdict);
-    }
+            drop(call);
+            py.detach(|| reply(verdict));
+            // Only once its answer is on its way: should the worker die now, the server
+            // must not take the job for one that never started and run it again.
+            slot.clear();
+        }
+    });
 }
 
 fn run(
