@@ -186,7 +186,7 @@ class _Call:
         "source",
         "odoo",
         "request",
-        "max_response_bytes",
+        "context",
     )
 
     def __init__(self, context):
@@ -196,9 +196,8 @@ class _Call:
         self.source = context.get("source") or _settings["source"]
         self.odoo = context.get("odoo")
         self.request = None
-        self.max_response_bytes = (
-            context.get("max_response_bytes") or _settings["max_response_bytes"]
-        )
+        # read only when a snippet shapes its response
+        self.context = context
         # Per call, so that several hosts in one process (tests) keep their own limit.
         _limits.max_message_chars = (
             context.get("max_message_chars") or _settings["max_message_chars"]
@@ -209,7 +208,9 @@ def run_call(auth, hook, headers, raw_data, payload, context):
     call = _Call(context)
     if auth.uses_request or hook.uses_request:
         # One snapshot for both snippets, taken before either runs.
-        call.request = checks.Request(headers, raw_data, payload, context)
+        call.request = checks.Request(
+            headers, raw_data, payload, context, auth.uses_request + hook.uses_request
+        )
     stage = AUTHENTICATOR
     try:
         denied = _stage(
@@ -346,9 +347,8 @@ def _render(outcome, status, message, spoil):
 
 
 def _answer(outcome, spec, spoil, call):
-    status, headers, content_type, body, text = response.shape(
-        spec, spoil, call.max_response_bytes
-    )
+    limit = call.context.get("max_response_bytes") or _settings["max_response_bytes"]
+    status, headers, content_type, body, text = response.shape(spec, spoil, limit)
     return _render(outcome, status, text, spoil) + ((status, headers, content_type, body),)
 
 

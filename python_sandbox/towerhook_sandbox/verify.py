@@ -74,18 +74,22 @@ MAX_FORM_FIELDS = 1000
 clock = _time.time
 
 _FORM = "application/x-www-form-urlencoded"
-_ALGORITHMS = (
-    "md5",
-    "sha1",
-    "sha224",
-    "sha256",
-    "sha384",
-    "sha512",
-    "sha3_224",
-    "sha3_256",
-    "sha3_384",
-    "sha3_512",
-)
+# hashlib's constructors rather than names: hmac.digest takes its fast path with them.
+_ALGORITHMS = {
+    name: getattr(hashlib, name)
+    for name in (
+        "md5",
+        "sha1",
+        "sha224",
+        "sha256",
+        "sha384",
+        "sha512",
+        "sha3_224",
+        "sha3_256",
+        "sha3_384",
+        "sha3_512",
+    )
+}
 _ENCODINGS = ("hex", "base64", "base64url")
 
 
@@ -96,14 +100,24 @@ class Request:
     names ``verify``, ``url``, ``method``, ``query``, ``client_ip`` or ``request_id``.
     """
 
-    __slots__ = ("headers", "raw", "url", "method", "query", "client_ip", "request_id")
+    __slots__ = (
+        "headers",
+        "lower",
+        "raw",
+        "url",
+        "method",
+        "query",
+        "client_ip",
+        "request_id",
+    )
 
-    def __init__(self, headers, raw_data, payload, context):
+    def __init__(self, headers, raw_data, payload, context, wanted=("query",)):
         context = context or {}
-        # A copy with lower-case names: header names are matched without regard to case.
-        self.headers = {
-            str(name).lower(): value for name, value in (headers or {}).items()
-        }
+        # A copy, so that the code cannot change what is verified; the lower-case index
+        # for names in another case is built on the first miss (hosts pass the names
+        # Title-Cased, as werkzeug shows them, so the usual lookup hits at once).
+        self.headers = dict(headers or {})
+        self.lower = None
         if isinstance(raw_data, str):
             raw_data = raw_data.encode("utf-8", "surrogatepass")
         self.raw = bytes(raw_data or b"")
@@ -112,7 +126,9 @@ class Request:
         method = context.get("method")
         self.method = method.upper() if isinstance(method, str) and method else None
         query = context.get("query")
-        if isinstance(query, dict):
+        if "query" not in wanted:
+            query = None
+        elif isinstance(query, dict):
             query = dict(query)
         elif self.url is not None:
             query = _first_values(urlsplit(self.url).query)
@@ -136,7 +152,14 @@ class Request:
         return values
 
     def header(self, name):
-        return self.headers.get(name.lower())
+        value = self.headers.get(name)
+        if value is None:
+            if self.lower is None:
+                self.lower = {
+                    str(key).lower(): item for key, item in self.headers.items()
+                }
+            value = self.lower.get(name.lower())
+        return value
 
 
 def _first_values(query):
@@ -391,6 +414,8 @@ def _bytes(text):
 
 def _keys(secret, what="secret"):
     """The HMAC keys of ``secret`` (one, or a list/tuple for a rotation)."""
+    if type(secret) is str and secret:
+        return [secret.encode("utf-8", "surrogatepass")]  # the usual case, quickly
     items = secret if isinstance(secret, (list, tuple)) else (secret,)
     if len(items) > MAX_SECRETS:
         raise ValueError("at most %d %ss" % (MAX_SECRETS, what))
@@ -498,7 +523,7 @@ def _any_match(keys, message, algorithm, digests):
     per comparison; every comparison is made)."""
     matched = False
     for key in keys:
-        expected = _hmac.digest(key, message, algorithm)
+        expected = _hmac.digest(key, message, _ALGORITHMS[algorithm])
         for digest in digests:
             matched |= _hmac.compare_digest(expected, digest)
     return matched
