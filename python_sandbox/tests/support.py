@@ -17,6 +17,7 @@ TEST_SETTINGS = {
     "timeout_seconds": 30,
     "outbound_timeout_seconds": 30,
     "outbound_proxy": None,
+    "max_response_bytes": 1024 * 1024,
 }
 
 

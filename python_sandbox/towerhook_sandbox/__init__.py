@@ -9,7 +9,8 @@ The Rust side only uses the names exported here. One module per concern:
 modules), ``odoo_objects`` and ``orm`` (the Odoo objects, over the host's RPC bridge),
 ``secrets`` (placeholders and masking), ``formatting`` and
 ``rewrite`` (what the checks leave open), ``guard`` (time limits), ``response`` (message
-shaping), ``runner`` (the boundary).
+and response shaping), ``verify`` (the provider toolkit's ``verify`` and request names),
+``runner`` (the boundary).
 """
 
 from .exceptions import SnippetTimeout, UserError

@@ -10,18 +10,36 @@ The boundary with Rust:
   ``outbound_timeout_seconds`` (float, default 30: the timeout of a snippet's HTTP request
   when it sets none) and ``outbound_proxy`` (str or None, default None: the proxy URL,
   credentials included, every HTTP request of a snippet goes through; see
-  ``outbound.py``).
+  ``outbound.py``) and ``max_response_bytes`` (int, default 1 MiB: the largest body a
+  snippet's ``response`` may answer with).
 - ``prepare(kind, code, secrets)`` once per snippet version (kind ``"authenticator"`` or
   ``"webhook"``, secrets ``{reference: value or None}``): inlines the secrets, compiles,
   applies the safe_eval checks and the sandbox's rewrites. Never raises: a snippet that
   cannot run gives a Prepared object whose runs report why.
 - ``run_call(auth, hook, headers, raw_data, payload, context)`` once per call, returning
   ``(outcome, http_status, message_json, message_text)``; outcome ``"ok"``,
-  ``"auth_failed"`` or ``"code_failed"``. ``context`` (a dict, may be None) carries
-  ``guard`` (enter/leave/remaining, see ``guard.py``), ``timeout_seconds``, and optionally
-  ``max_message_chars``, ``source`` and ``odoo`` (see ``odoo_objects.py``; the host's
-  RPC bridge is described in ``orm.py``).
+  ``"auth_failed"`` or ``"code_failed"``; or, when the deciding snippet's result carries
+  a ``response`` (towerhook extension, rules below), the 5-tuple
+  ``(outcome, http_status, message_json, message_text, response)`` with
+  ``response = (status, [(name, value), ...], content_type, body_bytes)``: the host
+  answers exactly that (``http_status`` is ``status``) and logs ``message_text`` (the
+  body text, or a description of a bytes body). ``context`` (a dict, may be None)
+  carries ``guard`` (enter/leave/remaining, see ``guard.py``), ``timeout_seconds``, and
+  optionally ``max_message_chars``, ``max_response_bytes``, ``source``, ``odoo`` (see
+  ``odoo_objects.py``; the host's RPC bridge is described in ``orm.py``), and the request
+  context of the extension names: ``url`` (the public URL as the sender called it),
+  ``method`` (``"GET"``/``"POST"``), ``query`` (dict, first value per key),
+  ``client_ip``, ``request_id`` (see ``verify.Request``).
 - ``secret_references(code)``: the secret references a snippet uses (helper for hosts).
+
+Responses (towerhook extension): a webhook result's ``response`` is answered whatever
+its ``exit_code`` (the outcome is ``"ok"`` for 0, ``"code_failed"`` otherwise, so the
+log tells them apart); an authenticator answers with its ``response`` only when it
+denies the call (``allowed`` falsy; outcome ``"auth_failed"``, the webhook code does not
+run, ``http_code`` is ignored) and a result that allows the call and carries a
+``response`` is an authentication code error. ``response`` None counts as absent. An
+invalid ``response`` (``response.shape``) fails the call like any other snippet error:
+500 for webhook code, 403 for an authenticator.
 
 Inner exception texts: Odoo's UserError family and ZeroDivisionError keep ``str(e)``;
 others are shown Odoo-18 style as ``repr(e)`` but without Odoo's "while evaluating <code>"
@@ -34,6 +52,7 @@ import threading
 
 from . import guard, libraries, odoo_objects, outbound, response, rewrite, validation
 from . import secrets as inlining
+from . import verify as checks
 from .exceptions import PASSTHROUGH, SnippetTimeout, UserError, caused_by_timeout
 from .formatting import attribute as format_attribute
 from .safe_builtins import BUILTINS
@@ -49,6 +68,8 @@ _PREFIX = {
     WEBHOOK: "Webhook code execution error: ",
 }
 _FAILED = {AUTHENTICATOR: (AUTH_FAILED, 403), WEBHOOK: (CODE_FAILED, 500)}
+# Names of the request (towerhook extensions), given to a snippet only when it names them.
+REQUEST_NAMES = ("verify", "url", "method", "query", "client_ip", "request_id")
 
 _settings = {
     "max_message_chars": 65536,
@@ -58,6 +79,7 @@ _settings = {
     "source": "yaml",
     "outbound_timeout_seconds": outbound.DEFAULT_TIMEOUT,
     "outbound_proxy": None,
+    "max_response_bytes": response.DEFAULT_MAX_RESPONSE_BYTES,
 }
 # Odoo's builtins plus the helpers the rewrites call. The helpers live in the builtins, not
 # the globals: a function keeps its builtins after the snippet's globals were cleared, so a
@@ -110,9 +132,9 @@ def secret_references(code):
 class Prepared:
     """One snippet version, compiled once: code to run, or the error to report."""
 
-    __slots__ = ("kind", "code", "error", "spoil", "uses_odoo")
+    __slots__ = ("kind", "code", "error", "spoil", "uses_odoo", "uses_request")
 
-    def __init__(self, kind, code, error, spoil=(), uses_odoo=()):
+    def __init__(self, kind, code, error, spoil=(), uses_odoo=(), uses_request=()):
         self.kind = kind
         self.code = code
         self.error = error
@@ -122,6 +144,8 @@ class Prepared:
         # global only by its name (no globals(), no eval), so only these are built, and
         # snippets naming none run without touching the Odoo bridge
         self.uses_odoo = uses_odoo
+        # the request extension names (verify, url, method...) it names: built only then
+        self.uses_request = uses_request
 
 
 def prepare(kind, code, secrets=None):
@@ -151,11 +175,19 @@ def _compile(kind, inlined, spoil):
     validation.check_code(code, where)
     used = {name for nested in validation.walk_code(code) for name in nested.co_names}
     uses_odoo = tuple(name for name in odoo_objects.NAMES if name in used)
-    return Prepared(kind, code, None, spoil, uses_odoo)
+    uses_request = tuple(name for name in REQUEST_NAMES if name in used)
+    return Prepared(kind, code, None, spoil, uses_odoo, uses_request)
 
 
 class _Call:
-    __slots__ = ("guard", "timeout_seconds", "source", "odoo")
+    __slots__ = (
+        "guard",
+        "timeout_seconds",
+        "source",
+        "odoo",
+        "request",
+        "context",
+    )
 
     def __init__(self, context):
         context = context or {}
@@ -163,6 +195,9 @@ class _Call:
         self.timeout_seconds = context.get("timeout_seconds")
         self.source = context.get("source") or _settings["source"]
         self.odoo = context.get("odoo")
+        self.request = None
+        # read only when a snippet shapes its response
+        self.context = context
         # Per call, so that several hosts in one process (tests) keep their own limit.
         _limits.max_message_chars = (
             context.get("max_message_chars") or _settings["max_message_chars"]
@@ -171,6 +206,11 @@ class _Call:
 
 def run_call(auth, hook, headers, raw_data, payload, context):
     call = _Call(context)
+    if auth.uses_request or hook.uses_request:
+        # One snapshot for both snippets, taken before either runs.
+        call.request = checks.Request(
+            headers, raw_data, payload, context, auth.uses_request + hook.uses_request
+        )
     stage = AUTHENTICATOR
     try:
         denied = _stage(
@@ -230,6 +270,8 @@ def _stage(kind, prepared, names, call):
         except Exception as exc:  # a host bridge that cannot say who runs the code
             return _failure(kind, "Odoo objects unavailable: %s" % _error_text(exc), spoil)
         scope.update(provided)
+    if prepared.uses_request:
+        scope.update(call.request.names(prepared.uses_request))
     scope.update(names)
     guard.begin(call.guard, session)
     try:
@@ -240,7 +282,7 @@ def _stage(kind, prepared, names, call):
             result = scope.get("result")
             if not isinstance(result, dict):
                 raise UserError(NOT_A_DICT)
-            return _JUDGES[kind](result, spoil)
+            return _JUDGES[kind](result, spoil, call)
         except SnippetTimeout:
             raise
         except BaseException as exc:  # the snippet's own failure, reported to the caller
@@ -263,14 +305,26 @@ def _stage(kind, prepared, names, call):
         call.guard.leave()
 
 
-def _judge_authenticator(result, spoil):
+def _judge_authenticator(result, spoil, call):
+    answer = result.get("response")
     if result.get("allowed"):
+        if answer is not None:
+            raise UserError(
+                "result allows the call and has a response: an authenticator answers "
+                "with its response only when it denies the call (allowed False)"
+            )
         return None
+    if answer is not None:
+        return _answer(AUTH_FAILED, answer, spoil, call)
     message = str(result.get("message", "Authentication not allowed"))
     return _render(AUTH_FAILED, _denial_status(result.get("http_code")), message, spoil)
 
 
-def _judge_webhook(result, spoil):
+def _judge_webhook(result, spoil, call):
+    answer = result.get("response")
+    if answer is not None:
+        outcome = OK if result.get("exit_code") == 0 else CODE_FAILED
+        return _answer(outcome, answer, spoil, call)
     if result.get("exit_code") != 0:
         return _render(CODE_FAILED, 500, str(result.get("message")), spoil)
     return _render(OK, 200, result.get("message") or "OK", spoil)
@@ -290,6 +344,12 @@ def _denial_status(http_code):
 def _render(outcome, status, message, spoil):
     limit = getattr(_limits, "max_message_chars", None) or _settings["max_message_chars"]
     return response.render(outcome, status, message, spoil, limit)
+
+
+def _answer(outcome, spec, spoil, call):
+    limit = call.context.get("max_response_bytes") or _settings["max_response_bytes"]
+    status, headers, content_type, body, text = response.shape(spec, spoil, limit)
+    return _render(outcome, status, text, spoil) + ((status, headers, content_type, body),)
 
 
 def _failure(kind, text, spoil):

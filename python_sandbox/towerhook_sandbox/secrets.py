@@ -222,3 +222,12 @@ def mask(text, spoil):
         if needle in text:
             text = text.replace(needle, SPOILER)
     return text
+
+
+def mask_bytes(data, spoil):
+    """``data`` with the UTF-8 form of every needle of ``spoil`` replaced by the spoiler."""
+    for needle in spoil:
+        encoded = needle.encode("utf-8", "surrogatepass")
+        if encoded in data:
+            data = data.replace(encoded, SPOILER.encode())
+    return data
