@@ -40,6 +40,7 @@ oha --no-tui -z 2s -c "$connections" -m POST -d '{}' "$base/cetmix_tower_webhook
 run trivial "$base/cetmix_tower_webhooks/bench/trivial"
 run trivial_2000 -q 2000 "$base/cetmix_tower_webhooks/bench/trivial"
 run hmac -H "X-Hub-Signature-256: $signature" "$base/cetmix_tower_webhooks/bench/hmac"
+run verify -H "X-Hub-Signature-256: $signature" "$base/cetmix_tower_webhooks/bench/verify"
 busy_rss_kb=$(ps -o rss= -p "$server" | tr -d ' ')
 
 "$python" - "$data" "$ready_ms" "$idle_rss_kb" "$busy_rss_kb" <<'PY'
@@ -49,7 +50,8 @@ print()
 print("%-34s %10s %9s %9s %9s  %s" % ("scenario", "req/s", "p50 ms", "p99 ms", "max ms", "statuses"))
 for name, label in [("trivial", "trivial POST, closed loop"),
                     ("trivial_2000", "trivial POST, fixed 2000 req/s"),
-                    ("hmac", "HMAC-SHA256 verified POST")]:
+                    ("hmac", "HMAC-SHA256 verified POST"),
+                    ("verify", "same, with verify.github")]:
     d = json.load(open("%s/%s.json" % (data, name)))
     s, p = d["summary"], d["latencyPercentiles"]
     print("%-34s %10.0f %9.2f %9.2f %9.2f  %s" % (

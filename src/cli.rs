@@ -358,6 +358,7 @@ fn run_one(mut settings: Settings, request: RunArgs) -> ExitCode {
         let call = crate::request::IncomingCall {
             request_id: crate::log_record::new_request_id(),
             method,
+            path: format!("/cetmix_tower_webhooks/{}", request.endpoint),
             endpoint: request.endpoint,
             headers: crate::request::RequestHeaders::from_raw(
                 headers

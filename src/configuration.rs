@@ -153,6 +153,12 @@ pub struct Settings {
     /// Timeout of a snippet's outgoing HTTP request when the snippet sets none, in seconds
     /// (always also bounded by the snippet's remaining time).
     pub outbound_timeout_secs: f64,
+    /// The public base URL senders call (e.g. `https://odoo.example.com`), for the `url` of
+    /// snippets (Twilio signs it). Unset: rebuilt from a trusted proxy's X-Forwarded-Proto
+    /// and X-Forwarded-Host, or from the request's Host.
+    pub public_url: Option<String>,
+    /// Largest body a snippet's shaped `response` may have, in bytes.
+    pub max_response_bytes: usize,
 
     /// Log output of the process itself.
     pub log_format: LogFormat,
@@ -237,6 +243,8 @@ impl Default for Settings {
             max_message_chars: 64 * 1024,
             outbound_proxy: None,
             outbound_timeout_secs: 30.0,
+            public_url: None,
+            max_response_bytes: 1024 * 1024,
             log_format: LogFormat::Text,
             shutdown_grace_secs: 30.0,
             odoo_url: None,
@@ -311,6 +319,7 @@ impl Settings {
             &mut settings.odoo_login,
             &mut settings.odoo_api_key,
             &mut settings.outbound_proxy,
+            &mut settings.public_url,
         ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 *value = None;

@@ -15,7 +15,7 @@ use crate::ip_rules::effective_client_ip;
 use crate::log_record::{AuthenticationStatus, CodeStatus, LogRecord, timestamp_now};
 use crate::log_throttle::LogThrottle;
 use crate::payload;
-use crate::pool::{Outcome, PoolError};
+use crate::pool::{CallContext, Outcome, PoolError, ShapedResponse};
 use crate::registry::Registry;
 use crate::request::{IncomingCall, RequestHeaders};
 use crate::secrets::Masker;
@@ -43,6 +43,8 @@ pub struct CallOutcome {
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u32>,
     pub record: LogRecord,
+    /// The answer a snippet shaped itself (towerhook extension): sent instead of `body`.
+    pub response: Option<ShapedResponse>,
 }
 
 /// Runs one call through the module's flow.
@@ -94,9 +96,15 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
         return failure(record, 403, "Address not allowed", None);
     }
 
+    let context = CallContext {
+        url: Some(public_url(services, &call)),
+        method: call.method.as_str().to_ascii_uppercase(),
+        client_ip: record.ip_address.clone(),
+        request_id: call.request_id.clone(),
+    };
     match services
         .pool
-        .call(Arc::clone(&webhook), &call.headers, body, &payload)
+        .call(Arc::clone(&webhook), &call.headers, body, &payload, context)
         .await
     {
         Ok(verdict) => {
@@ -126,6 +134,7 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
                 body,
                 retry_after: None,
                 record,
+                response: verdict.response,
             }
         }
         Err(PoolError::Overloaded) => {
@@ -182,6 +191,37 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
             outcome
         }
     }
+}
+
+/// The URL the sender called, as it signed it: the `public_url` setting, else the scheme
+/// and host a trusted proxy in front of towerhook forwarded, else the request's Host; then
+/// the path and query as they arrived.
+fn public_url(services: &Services, call: &IncomingCall) -> String {
+    let target = if call.query.is_empty() {
+        call.path.clone()
+    } else {
+        format!("{}?{}", call.path, call.query)
+    };
+    if let Some(base) = &services.settings.public_url {
+        return format!("{}{target}", base.trim_end_matches('/'));
+    }
+    let through_proxy = call
+        .peer
+        .is_some_and(|peer| services.trusted_proxies.contains(peer));
+    // A proxy appends to what it received: its own value is the last one.
+    let forwarded = |name: &str| {
+        through_proxy
+            .then(|| call.headers.get(name))
+            .flatten()
+            .and_then(|value| value.rsplit(',').next())
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+    };
+    let scheme = forwarded("X-Forwarded-Proto").unwrap_or("http");
+    let host = forwarded("X-Forwarded-Host")
+        .or_else(|| call.headers.get("Host"))
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}{target}")
 }
 
 /// A snippet that failed outside the sandbox's own handling (its worker killed for time,
@@ -338,6 +378,7 @@ fn failure(
         body: message_body(&serde_json::to_string(message).unwrap_or_default()),
         retry_after,
         record,
+        response: None,
     }
 }
 

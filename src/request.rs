@@ -186,6 +186,9 @@ pub struct IncomingCall {
     pub headers: RequestHeaders,
     /// The raw query string (without `?`).
     pub query: String,
+    /// The path as the caller sent it (percent-encoded, before the trailing slash is
+    /// dropped), for the public URL.
+    pub path: String,
     /// The TCP peer; IPv4-mapped IPv6 addresses are already canonical IPv4.
     pub peer: Option<IpAddr>,
 }

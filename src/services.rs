@@ -243,6 +243,7 @@ pub fn pool_settings(settings: &Settings) -> Result<PoolSettings, StartupError> 
             odoo_timeout_secs: settings.odoo_timeout_secs,
             outbound_proxy: settings.outbound_proxy.clone(),
             outbound_timeout_secs: settings.outbound_timeout_secs,
+            max_response_bytes: settings.max_response_bytes,
             limits: WorkerLimits {
                 memory_mb: settings.worker_memory_mb,
                 open_files: settings.worker_open_files,

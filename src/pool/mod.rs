@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::definitions::{Snippet, SnippetKind, Webhook};
 use crate::odoo::SnippetCalls;
 use crate::request::RequestHeaders;
-pub use protocol::{Outcome, Verdict, WorkerConfig, WorkerLimits};
+pub use protocol::{CallContext, Outcome, ShapedResponse, Verdict, WorkerConfig, WorkerLimits};
 
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -105,6 +105,7 @@ pub(crate) struct CallWork {
     pub raw_data: Bytes,
     /// JSON text.
     pub payload: String,
+    pub context: protocol::CallContext,
 }
 
 pub(crate) enum Command {
@@ -142,6 +143,7 @@ impl Pool {
         headers: &RequestHeaders,
         raw_data: Bytes,
         payload: &Value,
+        context: protocol::CallContext,
     ) -> Result<Verdict, PoolError> {
         if self.status.queued.fetch_add(1, Ordering::AcqRel) >= self.queue {
             self.status.queued.fetch_sub(1, Ordering::AcqRel);
@@ -155,6 +157,7 @@ impl Pool {
                 .collect(),
             raw_data,
             payload: payload.to_string(),
+            context,
         };
         let (reply, answer) = oneshot::channel();
         if self.commands.send(Command::Call(work, reply)).is_err() {

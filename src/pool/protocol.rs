@@ -45,7 +45,32 @@ pub struct WorkerConfig {
     pub odoo_timeout_secs: f64,
     pub outbound_proxy: Option<String>,
     pub outbound_timeout_secs: f64,
+    /// Largest body a snippet's shaped `response` may have.
+    pub max_response_bytes: usize,
     pub limits: WorkerLimits,
+}
+
+/// What a snippet knows of its call beyond the module's names (towerhook extensions:
+/// `url`, `method`, `client_ip`, `request_id`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CallContext {
+    /// The public URL as the sender called it (scheme, host, path and query).
+    pub url: Option<String>,
+    /// `GET` or `POST`.
+    pub method: String,
+    pub client_ip: Option<String>,
+    pub request_id: String,
+}
+
+/// The answer a snippet shaped itself (`result["response"]`), already checked by the
+/// sandbox: status 200–599, no hop-by-hop or framing headers, body within its limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShapedResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub content_type: String,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
 }
 
 /// What one worker process may use, set before its interpreter starts.
@@ -71,6 +96,7 @@ pub struct CallFrame {
     pub raw_data: Vec<u8>,
     /// The payload as JSON text.
     pub payload: String,
+    pub context: CallContext,
 }
 
 /// `CallFrame` as the server writes it, without copying the call's data: encodes exactly
@@ -91,6 +117,7 @@ pub struct CallFrameRef<'a> {
     #[serde(with = "serde_bytes")]
     pub raw_data: &'a [u8],
     pub payload: &'a str,
+    pub context: &'a CallContext,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,6 +181,8 @@ pub struct Verdict {
     pub micros: u64,
     /// A snippet ran into its time limit: the worker's state is suspect.
     pub timed_out: bool,
+    /// The answer the snippet shaped itself, if it did.
+    pub response: Option<ShapedResponse>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +277,12 @@ mod tests {
             headers: vec![("X-A".into(), "b".into())],
             raw_data: b"\x00\xff body".to_vec(),
             payload: "{\"a\": 1}".into(),
+            context: CallContext {
+                url: Some("https://example.com/cetmix_tower_webhooks/a?b=1".into()),
+                method: "POST".into(),
+                client_ip: None,
+                request_id: "r1".into(),
+            },
         });
         let frame = encode(&call);
         let ToWorker::Call(owned) = &call else {
@@ -260,6 +295,7 @@ mod tests {
             headers: &owned.headers,
             raw_data: &owned.raw_data,
             payload: &owned.payload,
+            context: &owned.context,
         });
         assert_eq!(encode(&borrowed), frame, "both forms encode alike");
         let mut body = Vec::new();

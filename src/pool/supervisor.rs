@@ -599,6 +599,7 @@ fn dispatch(state: &mut State) {
                     headers: &work.headers,
                     raw_data: &work.raw_data,
                     payload: &work.payload,
+                    context: &work.context,
                 }));
                 if let Some(outbox) = &worker.outbox {
                     let _ = outbox.send(frame);

@@ -76,6 +76,7 @@ fn run() -> Result<(), String> {
         timeout_secs: config.timeout_secs,
         outbound_proxy: config.outbound_proxy.clone(),
         outbound_timeout_secs: config.outbound_timeout_secs,
+        max_response_bytes: config.max_response_bytes,
     })?;
     let writer = Writer(Arc::new(Mutex::new(socket)));
     let gate = Arc::new(RemoteOdoo {
@@ -171,6 +172,7 @@ fn load(
         headers: call.headers,
         raw_data: call.raw_data,
         payload: call.payload,
+        context: call.context,
     })
 }
 

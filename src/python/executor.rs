@@ -20,7 +20,7 @@ use std::sync::{Condvar, Mutex};
 use super::interpreter::{Sandbox, describe};
 use super::odoo_bridge::{OdooBridge, OdooGate};
 use super::snippet::LoadedSnippet;
-use crate::pool::protocol::{Outcome, Verdict};
+use crate::pool::protocol::{CallContext, Outcome, ShapedResponse, Verdict};
 use crate::pool::shm::{Slots, monotonic_nanos};
 
 /// Stack of a snippet thread: deep recursion must end in RecursionError, not in a stack
@@ -52,6 +52,7 @@ pub struct CallJob {
     pub raw_data: Vec<u8>,
     /// JSON text, read with Python's `json.loads` as the module's werkzeug does.
     pub payload: String,
+    pub context: CallContext,
 }
 
 type Reply = Box<dyn FnOnce(Result<Verdict, String>) + Send>;
@@ -222,13 +223,18 @@ fn run(
 ) -> Result<Verdict, String> {
     let sandbox = shared.sandbox;
     let started = Instant::now();
-    let attempt = || -> PyResult<(String, u16, String, String)> {
+    let attempt = || -> PyResult<(String, u16, String, String, Option<ShapedResponse>)> {
         let authenticator = call.authenticator.prepared(py, sandbox)?;
         let webhook = call.webhook.prepared(py, sandbox)?;
         let context = PyDict::new(py);
         context.set_item("guard", guard.bind(py))?;
         context.set_item("timeout_seconds", shared.settings.timeout.as_secs_f64())?;
         context.set_item("max_message_chars", shared.settings.max_message_chars)?;
+        // towerhook extensions, made into snippet names only for snippets that use them.
+        context.set_item("url", call.context.url.as_deref())?;
+        context.set_item("method", call.context.method.as_str())?;
+        context.set_item("client_ip", call.context.client_ip.as_deref())?;
+        context.set_item("request_id", call.context.request_id.as_str())?;
         if let Some(gate) = &shared.settings.odoo {
             let remaining = guard.bind(py).getattr("remaining")?.unbind();
             let bridge = OdooBridge::new(
@@ -255,23 +261,43 @@ fn run(
             payload,
             context,
         ))?;
+        // `(outcome, status, message_json, message_text)`, with the shaped response as a
+        // fifth item when the snippet made one.
+        let answer = answer.cast_into::<pyo3::types::PyTuple>()?;
+        let response = if answer.len() == 5 {
+            let shaped = answer.get_item(4)?;
+            let shaped = shaped.cast::<pyo3::types::PyTuple>()?;
+            Some(ShapedResponse {
+                status: shaped.get_item(0)?.extract()?,
+                headers: shaped.get_item(1)?.extract()?,
+                content_type: shaped.get_item(2)?.extract()?,
+                body: shaped.get_item(3)?.cast::<PyBytes>()?.as_bytes().to_vec(),
+            })
+        } else {
+            None
+        };
         let (outcome, http_status, message_json, message_text): (
             String,
             u16,
             String,
             Bound<'_, PyString>,
-        ) = answer.extract()?;
+        ) = (
+            answer.get_item(0)?.extract()?,
+            answer.get_item(1)?.extract()?,
+            answer.get_item(2)?.extract()?,
+            answer.get_item(3)?.cast_into()?,
+        );
         // A message may hold lone surrogates (`chr(0xd800)`): its JSON escapes them, as
         // the module's does; the logged text gets U+FFFD instead of failing the call.
         let message_text = match message_text.to_str() {
             Ok(text) => text.to_string(),
             Err(_) => lossy(&message_text)?,
         };
-        Ok((outcome, http_status, message_json, message_text))
+        Ok((outcome, http_status, message_json, message_text, response))
     };
     let micros = || started.elapsed().as_micros() as u64;
     match attempt() {
-        Ok((outcome, http_status, message_json, message_text)) => {
+        Ok((outcome, http_status, message_json, message_text, response)) => {
             let outcome = match outcome.as_str() {
                 "ok" => Outcome::Ok,
                 "auth_failed" => Outcome::AuthFailed,
@@ -288,6 +314,7 @@ fn run(
                 message_text,
                 micros: micros(),
                 timed_out,
+                response,
             })
         }
         Err(error)
@@ -310,6 +337,7 @@ fn run(
                 message_text: text,
                 micros: micros(),
                 timed_out: true,
+                response: None,
             })
         }
         Err(error) => Err(describe(py, &error)),

@@ -33,6 +33,8 @@ pub struct InterpreterSettings {
     pub outbound_proxy: Option<String>,
     /// Timeout of a snippet's HTTP request that sets none.
     pub outbound_timeout_secs: f64,
+    /// Largest body of a snippet's shaped response.
+    pub max_response_bytes: usize,
 }
 
 /// Handles on the sandbox's entry points.
@@ -110,6 +112,7 @@ fn load(py: Python<'_>, settings: &InterpreterSettings) -> PyResult<Sandbox> {
     configuration.set_item("timeout_seconds", settings.timeout_secs)?;
     configuration.set_item("outbound_proxy", settings.outbound_proxy.as_deref())?;
     configuration.set_item("outbound_timeout_seconds", settings.outbound_timeout_secs)?;
+    configuration.set_item("max_response_bytes", settings.max_response_bytes)?;
     package.getattr("configure")?.call1((configuration,))?;
     Ok(Sandbox {
         prepare: package.getattr("prepare")?.unbind(),

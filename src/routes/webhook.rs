@@ -29,6 +29,7 @@ pub async fn call(
         endpoint: endpoint(&request),
         headers: RequestHeaders::from_raw(in_arrival_order(request.headers())),
         query: request.query_string().to_string(),
+        path: request.uri().path().to_string(),
         peer: request.peer_addr().map(|addr| addr.ip().to_canonical()),
     };
     // A call whose record cannot be kept is refused rather than dropping records.
@@ -160,10 +161,30 @@ async fn read_body(
 
 fn respond(outcome: CallOutcome) -> HttpResponse {
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(shaped) = outcome.response {
+        return shaped_response(status, shaped);
+    }
     let mut response = HttpResponse::build(status);
     response.insert_header((CONTENT_TYPE, "application/json"));
     if let Some(seconds) = outcome.retry_after {
         response.insert_header((RETRY_AFTER, seconds.to_string()));
     }
     response.body(outcome.body)
+}
+
+/// A snippet's own answer (towerhook extension): its status, headers, type and body. The
+/// sandbox refused hop-by-hop and framing headers; actix frames the body itself.
+fn shaped_response(status: StatusCode, shaped: crate::pool::ShapedResponse) -> HttpResponse {
+    let status = StatusCode::from_u16(shaped.status).unwrap_or(status);
+    let mut response = HttpResponse::build(status);
+    for (name, value) in &shaped.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.append_header((name, value));
+        }
+    }
+    response.insert_header((CONTENT_TYPE, shaped.content_type));
+    response.body(shaped.body)
 }
