@@ -102,6 +102,8 @@ pub struct CallFrame {
 /// `CallFrame` as the server writes it, without copying the call's data: encodes exactly
 /// as `ToWorker::Call(CallFrame { .. })`.
 #[derive(Debug, Serialize)]
+// Built only to be encoded at once; never stored.
+#[allow(clippy::large_enum_variant)]
 pub enum ToWorkerCall<'a> {
     /// Stands for `ToWorker::Start`: keeps the variant index of `Call`.
     Start(()),
