@@ -2,11 +2,14 @@
 # The whole test suite: Python sandbox and emulator unit tests, lint, and every Rust test
 # (unit tests and black-box tests that start the real server on real sockets).
 # The black-box tests add TEST-NET addresses (203.0.113.x, 198.51.100.x, 10.0.0.5,
-# 2001:db8::...) to the loopback interface to act as callers; that needs root.
+# 2001:db8::...) to the loopback interface to act as callers; that needs root. HAProxy and
+# kubernetes-validate are installed by scripts/test-tools.sh (Debian's package, and a
+# pinned virtualenv under .tools/).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$root"
 ./scripts/python-env.sh
+./scripts/test-tools.sh
 
 echo "== python_sandbox unit tests"
 PYTHONPATH="$root/.python-packages:$root/python_sandbox" \

@@ -164,6 +164,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// After SIGTERM, how long calls in flight may take to finish.
     pub shutdown_grace_secs: f64,
+    /// After SIGTERM, how long towerhook still accepts calls while `/readyz` already says
+    /// it is shutting down, so that a load balancer takes it out of rotation first.
+    pub shutdown_delay_secs: f64,
 
     /// Base URL of Odoo, e.g. `https://odoo.example.com`.
     pub odoo_url: Option<String>,
@@ -247,6 +250,7 @@ impl Default for Settings {
             max_response_bytes: 1024 * 1024,
             log_format: LogFormat::Text,
             shutdown_grace_secs: 30.0,
+            shutdown_delay_secs: 0.0,
             odoo_url: None,
             odoo_db: None,
             odoo_login: None,
@@ -402,6 +406,11 @@ impl Settings {
                     ));
                 }
             }
+        }
+        let duration = |secs: f64| secs >= 0.0 && secs.is_finite();
+        if !duration(self.shutdown_grace_secs) || !duration(self.shutdown_delay_secs) {
+            problems
+                .push("shutdown_grace_secs and shutdown_delay_secs must be 0 or more".to_string());
         }
         if !(self.odoo_poll_secs > 0.0 && self.odoo_timeout_secs > 0.0) {
             problems.push("odoo_poll_secs and odoo_timeout_secs must be positive".to_string());

@@ -90,7 +90,9 @@ impl Application {
     }
 }
 
-/// Stops accepting connections, lets the calls in flight finish (and log), within the grace
+/// Says not ready, keeps serving for `shutdown_delay_secs` (a load balancer takes the
+/// instance out of rotation meanwhile), stops accepting connections, lets the calls in
+/// flight finish (and log) and ships what they left in the outbox, within the grace
 /// period, then stops the server.
 #[derive(Clone)]
 pub struct Stopper {
@@ -100,14 +102,23 @@ pub struct Stopper {
 
 impl Stopper {
     pub async fn drain(&self) {
-        let grace = Duration::from_secs_f64(self.services.settings.shutdown_grace_secs);
+        let settings = &self.services.settings;
+        let grace = Duration::from_secs_f64(settings.shutdown_grace_secs);
         self.services.draining.store(true, Ordering::Release);
+        // Closing the listener at once would refuse, or reset in the accept queue, the
+        // calls a load balancer still sends until its health check sees /readyz fail.
+        let delay = Duration::from_secs_f64(settings.shutdown_delay_secs);
+        if !delay.is_zero() {
+            log::info!("not ready; still accepting calls for {delay:?} (shutdown_delay_secs)");
+            tokio::time::sleep(delay).await;
+        }
+        let deadline = tokio::time::Instant::now() + grace;
         self.handle.pause().await;
         let in_flight = self.services.in_flight.count();
         if in_flight > 0 {
             log::info!("waiting for {in_flight} call(s) in flight (grace {grace:?})");
         }
-        if tokio::time::timeout(grace, self.services.in_flight.idle())
+        if tokio::time::timeout_at(deadline, self.services.in_flight.idle())
             .await
             .is_err()
         {
@@ -115,6 +126,18 @@ impl Stopper {
                 "grace period over with {} call(s) still running",
                 self.services.in_flight.count()
             );
+        }
+        // The last calls' records usually wait for their batch (outbox_batch_age_ms): ship
+        // them while Odoo takes them, so that an instance removed for good (scaled down)
+        // leaves nothing behind. With Odoo failing they stay for the next start.
+        if let Some(shipper) = &self.services.shipper {
+            let outbox = self.services.log_store.outbox();
+            while outbox.records.load(Ordering::Relaxed) > 0
+                && shipper.status.problem().is_none()
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         self.handle.stop(true).await;
     }

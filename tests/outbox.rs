@@ -481,3 +481,52 @@ async fn the_callers_country_reaches_odoo_when_a_geoip_database_is_configured() 
     assert_eq!(by_seq(1)["country_id"][1], json!("Belgium"));
     assert_eq!(by_seq(2)["country_id"], json!(false));
 }
+
+/// SIGTERM ships what the last calls left in the outbox before the process exits, while
+/// Odoo takes logs: a replica removed for good (scaled down) leaves nothing behind.
+#[tokio::test]
+async fn sigterm_ships_the_last_records_before_exiting() {
+    let odoo = TestOdoo::start().await;
+    odoo.grant_log_create().await;
+    echo_webhook(&odoo, "flushed").await;
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("TOWERHOOK_SOURCE", "odoo"),
+        ("TOWERHOOK_LOG_SINK", "odoo"),
+        ("TOWERHOOK_ODOO_URL", odoo.url.as_str()),
+        ("TOWERHOOK_ODOO_DB", odoo.database.as_str()),
+        ("TOWERHOOK_ODOO_LOGIN", odoo.login.as_str()),
+        ("TOWERHOOK_ODOO_API_KEY", odoo.secret.as_str()),
+        // The batch waits 2 s for more records: longer than the stop takes without it.
+        ("TOWERHOOK_OUTBOX_BATCH_AGE_MS", "2000"),
+    ];
+    let mut server = BinaryServer::start_in(data.path(), &env);
+    let client = reqwest::Client::new();
+    for seq in 0..3 {
+        let status = client
+            .post(server.url(&odoo.name("flushed")))
+            .body(json!({"seq": seq}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 200);
+    }
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    // Read at once: nothing ships after the exit.
+    assert_eq!(
+        seqs(&odoo.logs().await).len(),
+        3,
+        "the last records stayed behind"
+    );
+    let store = data.path().join("towerhook.sqlite3");
+    assert!(
+        towerhook::outbox::list(&store, &["pending"])
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+}
