@@ -120,6 +120,10 @@ pub struct Settings {
 
     /// Worker processes that run snippets, each with its own interpreter; 0: one per core.
     pub python_workers: usize,
+    /// Worker processes at most: while every worker is busy and calls wait (snippets that
+    /// wait on HTTP or Odoo), more start, and end again after 30 s without calls. 0: four
+    /// times `python_workers`.
+    pub python_workers_max: usize,
     /// Snippet threads in each worker (they share its GIL: more let snippets that wait on
     /// I/O overlap, but a snippet killed for its time takes the others of its worker along).
     pub python_threads: usize,
@@ -232,6 +236,7 @@ impl Default for Settings {
             outbox_retry_max_secs: 60.0,
             geoip_database: None,
             python_workers: 0,
+            python_workers_max: 0,
             python_threads: 1,
             python_queue: 1024,
             worker_max_calls: 10_000,

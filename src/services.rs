@@ -226,8 +226,13 @@ pub fn pool_settings(settings: &Settings) -> Result<PoolSettings, StartupError> 
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
+    let max_workers = match settings.python_workers_max {
+        0 => workers * 4,
+        n => n.max(workers),
+    };
     Ok(PoolSettings {
         workers,
+        max_workers,
         queue: settings.python_queue,
         timeout: std::time::Duration::from_secs_f64(settings.snippet_timeout_secs),
         odoo_timeout: std::time::Duration::from_secs_f64(settings.odoo_timeout_secs),

@@ -403,3 +403,56 @@ async fn readiness_and_metrics_show_the_workers() {
     assert_eq!(memory.len(), 2, "{counts:?}");
     assert!(memory.iter().all(|bytes| *bytes > 1_000_000.0));
 }
+
+#[tokio::test]
+async fn calls_waiting_on_io_do_not_hold_up_quick_ones_the_pool_grows() {
+    let app = spawn_app_with(
+        &webhooks(&[
+            (
+                "slow",
+                "time.sleep(3)\nresult = {'exit_code': 0, 'message': 'slept'}",
+            ),
+            ("trivial", TRIVIAL),
+        ]),
+        |settings| {
+            settings.python_workers = 2;
+            settings.python_threads = 1;
+            settings.snippet_timeout_secs = 10.0;
+        },
+    )
+    .await;
+    all_workers_ready(&app, 2.0).await;
+    // Both workers wait on their snippets' sleep...
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let url = app.url("slow");
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(url)
+                    .body("{}")
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ...and a quick call gets a new worker instead of waiting for them.
+    let started = Instant::now();
+    assert_eq!(post(&app, "trivial").await.0, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the quick call waited {:?} behind the slow ones",
+        started.elapsed()
+    );
+    for call in slow {
+        assert_eq!(call.await.unwrap().as_u16(), 200);
+    }
+    let counts = metrics(&app).await;
+    assert_eq!(
+        counts.get("towerhook_worker_restarts{cause=\"grown\"}"),
+        Some(&1.0),
+        "{counts:?}"
+    );
+}

@@ -34,6 +34,8 @@ pub use protocol::{CallContext, Outcome, ShapedResponse, Verdict, WorkerConfig, 
 pub struct PoolSettings {
     /// Worker processes kept running.
     pub workers: usize,
+    /// Worker processes at most: more start while calls wait for a busy pool.
+    pub max_workers: usize,
     /// Calls waiting for a worker before new ones are shed with 503.
     pub queue: usize,
     /// Wall-clock limit of one snippet.
@@ -77,7 +79,8 @@ pub struct PoolStatus {
     pub queued: AtomicUsize,
     /// Calls whose worker was killed for overrunning their time limit.
     pub killed_for_time: AtomicU64,
-    /// Workers replaced, by cause (`recycled`, `timeout`, `died`, `start_failed`).
+    /// Workers started or ended, by cause (`recycled`, `timeout`, `died`, `start_failed`;
+    /// `grown`, `shrunk` for the extra workers of a busy pool).
     pub restarts: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// The interpreter the workers run, once one is ready.
     pub python: Mutex<Option<String>>,

@@ -43,6 +43,11 @@ const RESTART_DELAYS: [Duration; 6] = [
     Duration::from_secs(5),
     Duration::from_secs(10),
 ];
+/// A worker whose call has run this long is held (waiting on HTTP or Odoo, or busy):
+/// calls waiting while every worker is held get another worker.
+const GROW_WHEN_HELD_FOR: Duration = Duration::from_millis(50);
+/// An extra worker (beyond `workers`) ends after this long without a call.
+const EXTRA_IDLE: Duration = Duration::from_secs(30);
 /// How long a worker that was told to end may take before it is killed.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
 /// Calls a worker may hold beyond its free snippet threads: under load the next calls are
@@ -119,6 +124,8 @@ struct Worker {
     /// Snippets this worker has the source of.
     known: HashSet<SnippetId>,
     calls: u64,
+    /// Since when it has had no call (extra workers end after `EXTRA_IDLE`).
+    idle_since: Option<Instant>,
     doomed: Option<Doom>,
     /// The last line it wrote to stderr (why it could not start, usually).
     last_words: Rc<RefCell<Option<String>>>,
@@ -220,14 +227,14 @@ async fn supervise(
                     .borrow_mut()
                     .queue
                     .push_back(Queued::Call(work, reply));
-                dispatch(&mut state.borrow_mut());
+                dispatch_and_grow(&state);
             }
             Command::Check(source, reply) => {
                 state
                     .borrow_mut()
                     .queue
                     .push_back(Queued::Check(source, reply));
-                dispatch(&mut state.borrow_mut());
+                dispatch_and_grow(&state);
             }
             Command::Shutdown(done) => {
                 stop(&state).await;
@@ -348,6 +355,7 @@ fn spawn(state: &Shared) -> std::io::Result<()> {
             checks: HashMap::new(),
             known: HashSet::new(),
             calls: 0,
+            idle_since: Some(Instant::now()),
             doomed: None,
             last_words: Rc::clone(&last_words),
         };
@@ -427,7 +435,7 @@ async fn read_frames(state: Shared, id: u64, reader: OwnedReadHalf) {
                 if received(&mut state.borrow_mut(), id, message) {
                     ensure_workers(&state);
                 }
-                dispatch(&mut state.borrow_mut());
+                dispatch_and_grow(&state);
             }
             Err(error) => {
                 log::error!("snippet worker sent an unreadable frame ({error}): ending it");
@@ -485,9 +493,12 @@ fn received(current: &mut State, id: u64, message: FromWorker) -> bool {
                 current.status.count_restart(cause);
                 replace = true;
             }
-            if worker.phase == Phase::Retiring && worker.in_flight.is_empty() {
-                // Closing its socket ends it once it read everything.
-                worker.outbox = None;
+            if worker.in_flight.is_empty() {
+                worker.idle_since = Some(Instant::now());
+                if worker.phase == Phase::Retiring {
+                    // Closing its socket ends it once it read everything.
+                    worker.outbox = None;
+                }
             }
             return replace;
         }
@@ -564,6 +575,42 @@ async fn answer_odoo(odoo: Arc<SnippetCalls>, user_id: i64, ask: OdooAsk) -> Odo
     }
 }
 
+/// Dispatches, and starts one more worker (up to `max_workers`) when calls wait and every
+/// worker is busy: snippets that wait on HTTP or Odoo keep their worker, so the pool grows
+/// rather than letting quick calls queue behind them. Extra workers end after a while
+/// without calls (`watchdog`).
+fn dispatch_and_grow(state: &Shared) {
+    let grow = {
+        let mut current = state.borrow_mut();
+        dispatch(&mut current);
+        let starting = current.workers.values().any(|w| w.phase == Phase::Starting);
+        let running = current
+            .workers
+            .values()
+            .filter(|w| w.phase != Phase::Retiring)
+            .count();
+        // Only when every worker is held by a call that has run a while: a pool busy with
+        // short calls (all CPU) gains nothing from more processes on the same cores.
+        let all_held = current
+            .workers
+            .values()
+            .filter(|w| w.phase == Phase::Ready)
+            .all(|w| !w.running_less_than(GROW_WHEN_HELD_FOR));
+        !current.queue.is_empty()
+            && all_held
+            && !starting
+            && !current.stopping
+            && running < current.settings.max_workers
+    };
+    if grow {
+        if let Err(error) = spawn(state) {
+            log::error!("cannot start an extra snippet worker: {error}");
+        } else {
+            state.borrow().status.count_restart("grown");
+        }
+    }
+}
+
 /// Hands queued work to ready workers with a free snippet thread, least busy first, or
 /// one call ahead (`PREFETCH`) to a worker whose calls all started just now.
 fn dispatch(state: &mut State) {
@@ -604,6 +651,7 @@ fn dispatch(state: &mut State) {
                 if let Some(outbox) = &worker.outbox {
                     let _ = outbox.send(frame);
                 }
+                worker.idle_since = None;
                 worker.in_flight.insert(
                     job,
                     InFlight {
@@ -649,8 +697,11 @@ async fn watchdog(state: Shared) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        // Calls may have waited long enough for the pool to grow.
+        dispatch_and_grow(&state);
         let mut current = state.borrow_mut();
         let current = &mut *current;
+        retire_idle_extras(current);
         let now = monotonic_nanos();
         let grace = GRACE.as_nanos() as u64;
         // Both snippets, the lookups of who runs them, and the grace.
@@ -700,6 +751,30 @@ async fn watchdog(state: Shared) {
                 worker.kill(Doom::Overran { job, kind });
             }
         }
+    }
+}
+
+/// Ends one extra worker that has been idle for `EXTRA_IDLE`, while more than `workers`
+/// run.
+fn retire_idle_extras(state: &mut State) {
+    let running = state
+        .workers
+        .values()
+        .filter(|w| w.phase == Phase::Ready)
+        .count();
+    if running <= state.settings.workers {
+        return;
+    }
+    if let Some(worker) = state.workers.values_mut().find(|w| {
+        w.phase == Phase::Ready
+            && w.in_flight.is_empty()
+            && w.idle_since
+                .is_some_and(|since| since.elapsed() > EXTRA_IDLE)
+    }) {
+        worker.phase = Phase::Retiring;
+        worker.outbox = None;
+        state.status.ready.fetch_sub(1, Ordering::AcqRel);
+        state.status.count_restart("shrunk");
     }
 }
 
@@ -785,7 +860,7 @@ fn ended(state: &Shared, id: u64, exit: Option<ExitStatus>) {
     }
     drop(current);
     ensure_workers(state);
-    dispatch(&mut state.borrow_mut());
+    dispatch_and_grow(state);
 }
 
 /// What an operator (and the log record) should read about a worker's end.
