@@ -21,7 +21,7 @@ const ENV_NOT_SETTINGS: &[&str] = &[
     "TOWERHOOK_TEST_",
     // `towerhook odoo-setup`'s administrator credentials, never kept in settings.
     "TOWERHOOK_ODOO_ADMIN_",
-    crate::secrets::ENV_PREFIX,
+    crate::definitions::secrets::ENV_PREFIX,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -351,7 +351,7 @@ impl Settings {
             ));
         }
         for entry in &self.trusted_proxies {
-            let list = crate::ip_rules::IpList::parse(entry);
+            let list = crate::calls::client_ip::IpList::parse(entry);
             if let Some(bad) = list.invalid_entries().first() {
                 problems.push(format!(
                     "trusted_proxies: {bad:?} is not an address or network"
@@ -431,8 +431,8 @@ impl Settings {
         self.data_dir.join("towerhook.sqlite3")
     }
 
-    pub fn store_options(&self) -> crate::log_store::StoreOptions {
-        crate::log_store::StoreOptions {
+    pub fn store_options(&self) -> crate::logs::store::StoreOptions {
+        crate::logs::store::StoreOptions {
             sync: self.log_store_sync,
             retention_days: self.retention_days,
             ship: self.log_sink == SinkKind::Odoo,

@@ -1,31 +1,20 @@
 //! towerhook: serves Cetmix Tower webhooks for Odoo, off Odoo's HTTP workers.
+//!
+//! A webhook call's path: `http` (the server and its routes) hands it to `calls` (the
+//! module's flow as plain functions: match, client address, snippets, answer), which runs
+//! the snippets in `snippets` (supervised worker processes, each with an embedded Python)
+//! and produces a log record that `logs` keeps durably and ships to Odoo. `definitions`
+//! holds what is served (from YAML files or Odoo, kept current by `definitions::sync`);
+//! `odoo` is the external API client and everything Odoo-specific. `app` wires it all and
+//! stops it; `cli` is the command line.
 
-pub mod check;
+pub mod app;
+pub mod calls;
 pub mod cli;
-pub mod companion;
 pub mod configuration;
 pub mod definitions;
-pub mod definitions_sync;
-pub mod geoip;
-pub mod ip_rules;
-pub mod log_record;
-pub mod log_store;
-pub mod log_throttle;
-pub mod metrics;
+pub mod http;
+pub mod logs;
 pub mod odoo;
-pub mod odoo_setup;
-pub mod outbox;
-pub mod payload;
-pub mod pipeline;
-pub mod pool;
-pub mod python;
-pub mod registry;
-pub mod request;
-pub mod routes;
-pub mod run_as;
-pub mod secrets;
-pub mod services;
-pub mod snapshot_store;
-pub mod source;
-pub mod startup;
-pub mod yaml_sync;
+pub mod snippets;
+pub mod telemetry;

@@ -329,7 +329,7 @@ async fn odoo_setup_adds_the_service_user_to_the_addons_group() {
         .execute(&Call::model("res.groups", "search_count").arg(json!([[
             "name",
             "=",
-            towerhook::odoo_setup::GROUP_NAME
+            towerhook::odoo::setup::GROUP_NAME
         ]])))
         .await
         .unwrap();

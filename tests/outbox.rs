@@ -269,7 +269,7 @@ async fn refused_records_become_dead_letters_and_can_be_sent_again() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let store = app.log_path();
     loop {
-        let listing = towerhook::outbox::list(&store, &["dead"]).unwrap();
+        let listing = towerhook::logs::shipper::list(&store, &["dead"]).unwrap();
         if listing.entries.len() == 1 {
             let dead = &listing.entries[0];
             assert!(
@@ -289,7 +289,7 @@ async fn refused_records_become_dead_letters_and_can_be_sent_again() {
     assert_eq!(seqs(&logs).keys().collect::<Vec<_>>(), vec![&2]);
 
     // `towerhook outbox retry` queues it again; it goes through now.
-    assert_eq!(towerhook::outbox::retry(&store, &[]).unwrap(), 1);
+    assert_eq!(towerhook::logs::shipper::retry(&store, &[]).unwrap(), 1);
     let logs = odoo.wait_for_logs(2, Duration::from_secs(10)).await;
     assert_eq!(seqs(&logs).len(), 2);
 
@@ -524,7 +524,7 @@ async fn sigterm_ships_the_last_records_before_exiting() {
     );
     let store = data.path().join("towerhook.sqlite3");
     assert!(
-        towerhook::outbox::list(&store, &["pending"])
+        towerhook::logs::shipper::list(&store, &["pending"])
             .unwrap()
             .entries
             .is_empty()

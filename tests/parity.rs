@@ -549,7 +549,7 @@ async fn check_reports_run_as_users_and_superuser_webhooks() {
 
     // No key for user 5 under the strict policy: a problem naming the setting.
     let settings = check_settings(&odoo, data.path());
-    let report = towerhook::check::run(&settings).await;
+    let report = towerhook::cli::check::run(&settings).await;
     let problems = report.problems.join("\n");
     assert!(
         problems.contains("Odoo user 5 (demo)") && problems.contains("run_as_users"),
@@ -567,7 +567,7 @@ async fn check_reports_run_as_users_and_superuser_webhooks() {
         "demo".into(),
         "0000000000000000000000000000000000000000".into(),
     );
-    let report = towerhook::check::run(&settings).await;
+    let report = towerhook::cli::check::run(&settings).await;
     let problems = report.problems.join("\n");
     assert!(
         problems.contains("the API key configured for \"demo\" was refused"),
@@ -583,7 +583,7 @@ async fn check_reports_run_as_users_and_superuser_webhooks() {
         "1".into(),
         format!("{}:{}", common::odoo::ADMIN_LOGIN, common::odoo::ADMIN_KEY),
     );
-    let report = towerhook::check::run(&settings).await;
+    let report = towerhook::cli::check::run(&settings).await;
     let lines = report.lines.join("\n");
     assert!(
         !report

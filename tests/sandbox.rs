@@ -358,7 +358,10 @@ async fn check_lists_snippets_the_sandbox_refuses() {
     );
     // The interpreter is the one towerhook was built against, not Debian's.
     assert!(
-        stdout.contains(&format!("python: {}.", towerhook::python::BUILT_FOR)),
+        stdout.contains(&format!(
+            "python: {}.",
+            towerhook::snippets::python::BUILT_FOR
+        )),
         "{stdout}"
     );
     assert!(!stdout.contains("(/usr)"), "{stdout}");

@@ -18,8 +18,8 @@ use std::process::Command;
 
 use common::odoo::{Emulator, TestOdoo};
 use serde_json::{Value, json};
+use towerhook::definitions::roundtrip::{self, Action};
 use towerhook::odoo::Call;
-use towerhook::yaml_sync::{self, Action};
 
 const AUTHENTICATOR: &str = "cx.tower.webhook.authenticator";
 const WEBHOOK: &str = "cx.tower.webhook";
@@ -143,7 +143,7 @@ fn key(odoo: &TestOdoo, kind: &str, name: &str) -> String {
 async fn exported(source: &TestOdoo) -> (tempfile::TempDir, tempfile::TempDir) {
     populate(source).await;
     let dir = tempfile::tempdir().unwrap();
-    yaml_sync::export(&source.client, dir.path()).await.unwrap();
+    roundtrip::export(&source.client, dir.path()).await.unwrap();
     let own = own_files(source, dir.path());
     (dir, own)
 }
@@ -311,7 +311,7 @@ async fn export_then_import_into_an_empty_odoo_reproduces_the_records() {
     let source = TestOdoo::start().await;
     populate(&source).await;
     let dir = tempfile::tempdir().unwrap();
-    let report = yaml_sync::export(&source.client, dir.path()).await.unwrap();
+    let report = roundtrip::export(&source.client, dir.path()).await.unwrap();
     let (webhooks, authenticators) = readable(&source).await;
     assert_eq!(
         (report.webhooks, report.authenticators),
@@ -344,7 +344,7 @@ async fn export_then_import_into_an_empty_odoo_reproduces_the_records() {
     assert!(lonely.is_file());
 
     // The YAML source reads them as they are.
-    let loaded = towerhook::source::yaml::load_dir(own.path(), Default::default()).unwrap();
+    let loaded = towerhook::definitions::yaml::load_dir(own.path(), Default::default()).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 
     // The module's layout: header comments, a blank line, the version, the records with
@@ -421,7 +421,7 @@ async fn export_then_import_into_an_empty_odoo_reproduces_the_records() {
         Some(emulator) => last_seq(emulator).await,
         None => 0,
     };
-    let dry = yaml_sync::import(&target.client, own.path(), false)
+    let dry = roundtrip::import(&target.client, own.path(), false)
         .await
         .unwrap();
     assert_eq!(dry.changes(), WEBHOOKS + AUTHENTICATORS, "{dry}");
@@ -441,7 +441,7 @@ async fn export_then_import_into_an_empty_odoo_reproduces_the_records() {
     }
     assert!(definitions(&target).await.is_empty());
 
-    let applied = yaml_sync::import(&target.client, own.path(), true)
+    let applied = roundtrip::import(&target.client, own.path(), true)
         .await
         .unwrap();
     assert_eq!(applied.changes(), WEBHOOKS + AUTHENTICATORS, "{applied}");
@@ -457,7 +457,7 @@ async fn export_then_import_into_an_empty_odoo_reproduces_the_records() {
         Some(emulator) => last_seq(emulator).await,
         None => 0,
     };
-    let again = yaml_sync::import(&target.client, own.path(), true)
+    let again = roundtrip::import(&target.client, own.path(), true)
         .await
         .unwrap();
     assert_eq!(again.changes(), 0, "{again}");
@@ -480,7 +480,7 @@ async fn export_then_import_into_an_empty_odoo_reproduces_the_records() {
     assert_eq!(definitions(&target).await, expected);
 
     // Importing the files back into the Odoo they came from changes nothing either.
-    let home = yaml_sync::import(&source.client, own.path(), false)
+    let home = roundtrip::import(&source.client, own.path(), false)
         .await
         .unwrap();
     assert_eq!(home.changes(), 0, "{home}");
@@ -520,7 +520,7 @@ async fn edited_files_update_exactly_the_edited_fields() {
         Some(emulator) => last_seq(emulator).await,
         None => 0,
     };
-    let plan = yaml_sync::import(&source.client, dir.path(), false)
+    let plan = roundtrip::import(&source.client, dir.path(), false)
         .await
         .unwrap();
     let changes: Vec<String> = plan
@@ -553,7 +553,7 @@ async fn edited_files_update_exactly_the_edited_fields() {
         Some(emulator) => last_seq(emulator).await,
         None => 0,
     };
-    yaml_sync::import(&source.client, dir.path(), true)
+    roundtrip::import(&source.client, dir.path(), true)
         .await
         .unwrap();
     if let Some(emulator) = journal {
@@ -681,7 +681,7 @@ async fn import_errors_name_the_record_and_what_was_done() {
     let target = empty_target(&source).await;
     // Another webhook already serves POST simple_ep.
     target.open_webhook("simple_ep", "pass", 1).await;
-    let error = yaml_sync::import(&target.client, dir.path(), true)
+    let error = roundtrip::import(&target.client, dir.path(), true)
         .await
         .unwrap_err();
     let stopped = format!(
@@ -701,7 +701,7 @@ async fn import_errors_name_the_record_and_what_was_done() {
         "{error}"
     );
     // The dry run does not see it (only Odoo knows), and says what it would do.
-    let plan = yaml_sync::import(&target.client, dir.path(), false)
+    let plan = roundtrip::import(&target.client, dir.path(), false)
         .await
         .unwrap();
     assert!(
@@ -728,7 +728,7 @@ async fn import_errors_name_the_record_and_what_was_done() {
     let simple = webhook_file(&source, dir.path(), "simple");
     let text = std::fs::read_to_string(&simple).unwrap();
     std::fs::write(&simple, text.replace("simple_ep", "simple_ep2")).unwrap();
-    let error = yaml_sync::import(&target.client, dir.path(), true)
+    let error = roundtrip::import(&target.client, dir.path(), true)
         .await
         .unwrap_err();
     assert!(error.starts_with(&stopped), "{error}");
@@ -765,7 +765,7 @@ async fn a_lost_answer_to_a_create_does_not_go_unnoticed() {
             ),
         )
         .await;
-    let plan = yaml_sync::import(&target.client, dir.path(), true)
+    let plan = roundtrip::import(&target.client, dir.path(), true)
         .await
         .unwrap();
     assert_eq!(plan.changes(), WEBHOOKS + AUTHENTICATORS, "{plan}");
@@ -785,7 +785,7 @@ async fn a_lost_answer_to_a_create_does_not_go_unnoticed() {
             ),
         )
         .await;
-    let error = yaml_sync::import(&target.client, dir.path(), true)
+    let error = roundtrip::import(&target.client, dir.path(), true)
         .await
         .unwrap_err();
     assert!(
@@ -829,7 +829,7 @@ records:
         None => 0,
     };
     for apply in [false, true] {
-        let error = yaml_sync::import(&odoo.client, dir.path(), apply)
+        let error = roundtrip::import(&odoo.client, dir.path(), apply)
             .await
             .unwrap_err();
         assert!(
@@ -851,7 +851,7 @@ records:
     let path = dir.path().join("hooks.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("Deploy-Prod", "deploy_prod")).unwrap();
-    let plan = yaml_sync::import(&odoo.client, dir.path(), false)
+    let plan = roundtrip::import(&odoo.client, dir.path(), false)
         .await
         .unwrap();
     assert_eq!(plan.warnings.len(), 1, "{plan}");
@@ -875,7 +875,7 @@ async fn export_leaves_other_files_alone_and_says_so() {
         .await;
     source.unlink(WEBHOOK, simple[0]).await;
     std::fs::write(dir.path().join("README.md"), "not YAML\n").unwrap();
-    let report = yaml_sync::export(&source.client, dir.path()).await.unwrap();
+    let report = roundtrip::export(&source.client, dir.path()).await.unwrap();
     let old = webhook_file(&source, dir.path(), "simple");
     assert_eq!(report.others, std::slice::from_ref(&old), "{report}");
     assert!(

@@ -1,11 +1,14 @@
 //! The Odoo external API: one client, three transports (JSON-RPC, XML-RPC, JSON-2).
 
 mod client;
+pub mod companion;
 mod error;
 mod json2;
 mod jsonrpc;
 mod link;
+pub mod run_as;
 mod runtime;
+pub mod setup;
 mod single_flight;
 mod snippet_calls;
 mod transport;

@@ -11,7 +11,7 @@ use tokio::runtime::Handle;
 
 use super::{Call, OdooError};
 use crate::definitions::SnippetKind;
-use crate::run_as::{RunAs, RunAsError};
+use crate::odoo::run_as::{RunAs, RunAsError};
 
 /// Models whose records hold secret values (Cetmix's keys, their values and the vault)
 /// and Odoo's API keys: closed to snippets whatever the user's rights, since the service

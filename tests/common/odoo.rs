@@ -354,8 +354,8 @@ impl TestOdoo {
     /// Whether the service user can use the companion addon (installed, user in its group).
     pub async fn addon_ready(&self) -> bool {
         matches!(
-            towerhook::companion::probe(&self.client).await,
-            Ok(towerhook::companion::AddonState::Ready)
+            towerhook::odoo::companion::probe(&self.client).await,
+            Ok(towerhook::odoo::companion::AddonState::Ready)
         )
     }
 
@@ -588,7 +588,7 @@ impl TestOdoo {
             odoo_api_key: Some(self.secret.clone()),
             ..Default::default()
         };
-        towerhook::odoo_setup::run(&settings, admin_login, admin_secret)
+        towerhook::odoo::setup::run(&settings, admin_login, admin_secret)
             .await
             .expect("odoo-setup");
     }

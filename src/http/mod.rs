@@ -1,0 +1,34 @@
+//! HTTP routes: thin adapters from actix to the pipeline.
+
+mod admin;
+mod health;
+mod metrics;
+
+use actix_web::{HttpResponse, web};
+
+/// The path prefix the module's controller answers on.
+pub const WEBHOOK_PREFIX: &str = "/cetmix_tower_webhooks/";
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/cetmix_tower_webhooks/{endpoint:.*}")
+                .route(web::get().to(crate::calls::route::call))
+                .route(web::post().to(crate::calls::route::call))
+                .default_service(web::to(crate::calls::route::method_not_allowed)),
+        )
+        .route("/healthz", web::get().to(health::alive))
+        .route("/readyz", web::get().to(health::ready))
+        .route("/metrics", web::get().to(metrics::metrics))
+        .route("/admin/reload", web::post().to(admin::reload))
+        .default_service(web::to(not_found));
+}
+
+/// Every response towerhook writes itself is JSON, like the webhook answers.
+pub fn json_message(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({ "message": message }))
+}
+
+async fn not_found() -> HttpResponse {
+    json_message(actix_web::http::StatusCode::NOT_FOUND, "Not found")
+}

@@ -1,0 +1,631 @@
+//! The local SQLite store of call logs, which is also the outbox of the Odoo log sink.
+//!
+//! One writer thread owns the connection. Calls hand it their record and wait; it commits
+//! everything that arrived meanwhile in one transaction (group commit: concurrent calls
+//! share one fsync) and then answers each of them, so a record is durable before its
+//! response leaves. A failed commit is reported (logs, `/readyz`) and retried; the calls
+//! are answered anyway, as the module never lets logging break a response.
+//!
+//! With the Odoo sink a record is `pending` until the shipper (`outbox.rs`) has it created
+//! in Odoo, then `shipped` (and pruned an hour later), or `dead` when Odoo refuses it for
+//! good. With the local sink records stay `local` and are pruned after the retention.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::configuration::SyncMode;
+use crate::logs::record::LogRecord;
+
+/// Records committed in one transaction at most.
+const MAX_BATCH: usize = 1024;
+/// Records held in memory while the disk refuses them, beyond which new calls are refused
+/// (503): a record once accepted is never dropped.
+const MAX_HELD: usize = 100_000;
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often an idle writer looks at its chores (pruning, a changed retention).
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS webhook_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    create_date TEXT NOT NULL,
+    webhook_id INTEGER,
+    webhook_reference TEXT,
+    endpoint TEXT NOT NULL,
+    authenticator_id INTEGER,
+    authenticator_reference TEXT,
+    request_method TEXT NOT NULL CHECK (request_method IN ('get', 'post')),
+    request_headers TEXT,
+    request_payload TEXT,
+    authentication_status TEXT NOT NULL
+        CHECK (authentication_status IN ('success', 'failed', 'not_required')),
+    code_status TEXT NOT NULL CHECK (code_status IN ('success', 'failed', 'skipped')),
+    http_status INTEGER,
+    result_message TEXT,
+    error_message TEXT,
+    user_id INTEGER,
+    ip_address TEXT,
+    country_code TEXT,
+    ship_state TEXT NOT NULL DEFAULT 'local'
+        CHECK (ship_state IN ('local', 'pending', 'shipped', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    last_error TEXT,
+    odoo_id INTEGER,
+    shipped_at TEXT,
+    size INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS webhook_log_create_date ON webhook_log (create_date);
+CREATE INDEX IF NOT EXISTS webhook_log_ship_state ON webhook_log (ship_state, id);
+";
+
+/// How the store is used.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub sync: SyncMode,
+    pub retention_days: u32,
+    /// Records go to Odoo (`pending`) rather than staying local.
+    pub ship: bool,
+    /// Bound of the records not yet in Odoo, and of those held in memory while the disk
+    /// refuses them; beyond it new calls are refused.
+    pub max_unshipped_records: u64,
+    pub max_unshipped_bytes: u64,
+}
+
+/// Records not yet in Odoo, kept current by the writer and the shipper. Dead letters are
+/// not counted: they no longer wait for Odoo.
+#[derive(Debug, Default)]
+pub struct OutboxGauge {
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+    max_records: u64,
+    max_bytes: u64,
+}
+
+impl OutboxGauge {
+    /// Why a new call cannot be accepted, if the outbox is full.
+    pub fn full(&self) -> Option<String> {
+        let (records, bytes) = (
+            self.records.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        );
+        if self.max_records > 0 && records >= self.max_records {
+            return Some(format!(
+                "the outbox holds {records} records not yet in Odoo (outbox_max_records = {})",
+                self.max_records
+            ));
+        }
+        if self.max_bytes > 0 && bytes >= self.max_bytes {
+            return Some(format!(
+                "the outbox holds {bytes} bytes not yet in Odoo (outbox_max_bytes = {})",
+                self.max_bytes
+            ));
+        }
+        None
+    }
+
+    pub fn add(&self, records: u64, bytes: u64) {
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn remove(&self, records: u64, bytes: u64) {
+        let _ = self
+            .records
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(records))
+            });
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(bytes))
+            });
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("log store {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("log record not committed: {0}")]
+    Commit(String),
+    #[error("the log store has stopped")]
+    Stopped,
+}
+
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
+// Nearly every message is an Append: boxing it would only add an allocation per call.
+#[allow(clippy::large_enum_variant)]
+enum Message {
+    Append(LogRecord, Reply),
+    /// Commit everything sent before, then stop.
+    Close(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct LogStore {
+    sender: Sender<Message>,
+    health: Arc<Mutex<Option<String>>>,
+    /// Records the disk refused, held in memory by the writer until a commit succeeds.
+    held: Arc<AtomicUsize>,
+    max_held: usize,
+    retention_days: Arc<AtomicU32>,
+    outbox: Arc<OutboxGauge>,
+    path: PathBuf,
+}
+
+impl LogStore {
+    /// Opens (creating if needed) the store and starts its writer thread. Records older
+    /// than `retention_days` are pruned now and every hour, unless not yet in Odoo.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
+        let open_error = |message: String| StoreError::Open {
+            path: path.to_path_buf(),
+            message,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| open_error(format!("cannot create directory: {e}")))?;
+        }
+        let connection =
+            open_connection(path, options.sync).map_err(|e| open_error(e.to_string()))?;
+        let (records, bytes) = unshipped(&connection).map_err(|e| open_error(e.to_string()))?;
+        let outbox = Arc::new(OutboxGauge {
+            records: AtomicU64::new(records),
+            bytes: AtomicU64::new(bytes),
+            max_records: options.max_unshipped_records,
+            max_bytes: options.max_unshipped_bytes,
+        });
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let health = Arc::new(Mutex::new(None));
+        let held = Arc::new(AtomicUsize::new(0));
+        let retention_days = Arc::new(AtomicU32::new(options.retention_days));
+        let writer = Writer {
+            connection,
+            receiver,
+            health: Arc::clone(&health),
+            held: Arc::clone(&held),
+            retention_days: Arc::clone(&retention_days),
+            outbox: Arc::clone(&outbox),
+            initial_state: if options.ship { "pending" } else { "local" },
+            retry: Vec::new(),
+            last_prune: None,
+        };
+        thread::Builder::new()
+            .name("towerhook-log-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| open_error(format!("cannot start writer: {e}")))?;
+        let max_held = match options.max_unshipped_records {
+            0 => MAX_HELD,
+            bound => MAX_HELD.min(bound as usize),
+        };
+        Ok(Self {
+            sender,
+            health,
+            held,
+            max_held,
+            retention_days,
+            outbox,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Dead letters, and the age of the oldest record waiting for Odoo (for metrics).
+    pub fn outbox_details(&self) -> rusqlite::Result<(i64, Option<Duration>)> {
+        let connection = Connection::open(&self.path)?;
+        connection.busy_timeout(Duration::from_secs(2))?;
+        let dead: i64 = connection.query_row(
+            "SELECT COUNT(*) FROM webhook_log WHERE ship_state = 'dead'",
+            [],
+            |row| row.get(0),
+        )?;
+        let oldest: Option<String> = connection
+            .query_row(
+                "SELECT create_date FROM webhook_log WHERE ship_state = 'pending' ORDER BY id LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let age = oldest.and_then(|created| {
+            let created =
+                chrono::NaiveDateTime::parse_from_str(&created, "%Y-%m-%d %H:%M:%S%.f").ok()?;
+            (chrono::Utc::now().naive_utc() - created).to_std().ok()
+        });
+        Ok((dead, age))
+    }
+
+    /// The records not yet in Odoo and their bound.
+    pub fn outbox(&self) -> &Arc<OutboxGauge> {
+        &self.outbox
+    }
+
+    /// Why a new call cannot be accepted, if it cannot: its record could not be kept. The
+    /// outbox is full, or the disk has refused records for so long that the writer holds
+    /// too many in memory. Calls already accepted are never dropped.
+    pub fn refuses_new_calls(&self) -> Option<String> {
+        let held = self.held.load(Ordering::Relaxed);
+        if held >= self.max_held {
+            return Some(format!(
+                "the log store cannot commit and holds {held} records in memory ({})",
+                self.health_problem().unwrap_or_default()
+            ));
+        }
+        self.outbox.full()
+    }
+
+    /// Retention from now on (Odoo's "Keep Webhook Logs for (days)" when readable).
+    pub fn set_retention_days(&self, days: u32) {
+        self.retention_days.store(days, Ordering::Relaxed);
+    }
+
+    pub fn retention_days(&self) -> u32 {
+        self.retention_days.load(Ordering::Relaxed)
+    }
+
+    /// Returns once the record is committed (or its commit failed).
+    pub async fn append(&self, record: LogRecord) -> Result<(), StoreError> {
+        let (reply, committed) = oneshot::channel();
+        self.sender
+            .send(Message::Append(record, reply))
+            .map_err(|_| StoreError::Stopped)?;
+        committed.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Commits every record handed over before, and stops the writer.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let (done, closed) = oneshot::channel();
+        self.sender
+            .send(Message::Close(done))
+            .map_err(|_| StoreError::Stopped)?;
+        closed.await.map_err(|_| StoreError::Stopped)
+    }
+
+    /// Why the store cannot take records right now, if it cannot.
+    pub fn health_problem(&self) -> Option<String> {
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Records and bytes not yet in Odoo.
+fn unshipped(connection: &Connection) -> rusqlite::Result<(u64, u64)> {
+    connection.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM webhook_log WHERE ship_state = 'pending'",
+        [],
+        |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
+    )
+}
+
+pub(crate) fn open_connection(path: &Path, sync: SyncMode) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(Duration::from_secs(5))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(
+        None,
+        "synchronous",
+        match sync {
+            SyncMode::Full => "FULL",
+            SyncMode::Normal => "NORMAL",
+        },
+    )?;
+    connection.execute_batch(SCHEMA)?;
+    Ok(connection)
+}
+
+struct Writer {
+    connection: Connection,
+    receiver: Receiver<Message>,
+    health: Arc<Mutex<Option<String>>>,
+    held: Arc<AtomicUsize>,
+    retention_days: Arc<AtomicU32>,
+    outbox: Arc<OutboxGauge>,
+    /// `pending` (Odoo sink) or `local`.
+    initial_state: &'static str,
+    /// Records whose commit failed, oldest first, committed before anything new.
+    retry: Vec<LogRecord>,
+    /// When the last pruning ran, and with which retention.
+    last_prune: Option<(Instant, u32)>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        self.prune_if_due();
+        loop {
+            let wait = if self.retry.is_empty() {
+                IDLE_TICK
+            } else {
+                RETRY_EVERY
+            };
+            let first = match self.receiver.recv_timeout(wait) {
+                Ok(item) => Some(item),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    if !self.retry.is_empty() {
+                        self.commit(Vec::new());
+                    }
+                    return;
+                }
+            };
+            let mut batch: Vec<(LogRecord, Reply)> = Vec::new();
+            let mut closing = None;
+            for message in first.into_iter().chain(self.receiver.try_iter()) {
+                match message {
+                    Message::Append(record, reply) => batch.push((record, reply)),
+                    Message::Close(done) => {
+                        closing = Some(done);
+                        break;
+                    }
+                }
+                if batch.len() >= MAX_BATCH {
+                    break;
+                }
+            }
+            if !batch.is_empty() || !self.retry.is_empty() {
+                self.commit(batch);
+            }
+            if let Some(done) = closing {
+                if !self.retry.is_empty() {
+                    log::error!(
+                        "log store closing with {} record(s) its disk refused",
+                        self.retry.len()
+                    );
+                }
+                let _ = done.send(());
+                return;
+            }
+            self.prune_if_due();
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<(LogRecord, Reply)>) {
+        let (records, replies): (Vec<LogRecord>, Vec<Reply>) = batch.into_iter().unzip();
+        let result = insert_all(
+            &mut self.connection,
+            self.retry.iter().chain(records.iter()),
+            self.initial_state,
+        );
+        match result {
+            Ok(bytes) => {
+                if self.initial_state == "pending" {
+                    self.outbox
+                        .add((self.retry.len() + records.len()) as u64, bytes);
+                }
+                if !self.retry.is_empty() {
+                    log::info!(
+                        "log store recovered: {} held record(s) committed",
+                        self.retry.len()
+                    );
+                    self.retry.clear();
+                    self.held.store(0, Ordering::Relaxed);
+                }
+                self.set_health(None);
+                for reply in replies {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                log::error!(
+                    "log store {}: commit failed ({message}); {} record(s) held in memory and retried",
+                    self.connection.path().unwrap_or("?"),
+                    self.retry.len() + records.len()
+                );
+                self.retry.extend(records);
+                self.held.store(self.retry.len(), Ordering::Relaxed);
+                self.set_health(Some(format!("log store not writable: {message}")));
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Commit(message.clone())));
+                }
+            }
+        }
+    }
+
+    fn set_health(&self, problem: Option<String>) {
+        *self.health.lock().unwrap_or_else(|e| e.into_inner()) = problem;
+    }
+
+    /// Prunes hourly, and at once when the retention changed.
+    fn prune_if_due(&mut self) {
+        let days = self.retention_days.load(Ordering::Relaxed);
+        let due = match self.last_prune {
+            None => true,
+            Some((at, pruned_days)) => at.elapsed() >= PRUNE_EVERY || pruned_days != days,
+        };
+        if !due {
+            return;
+        }
+        self.last_prune = Some((Instant::now(), days));
+        let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
+            .format("%Y-%m-%d %H:%M:%S%.6f")
+            .to_string();
+        // Never what Odoo has not received yet; shipped copies after an hour; dead letters
+        // after the retention, as Odoo would have deleted them by then.
+        let shipped_cutoff = (chrono::Utc::now() - chrono::Duration::hours(1))
+            .format("%Y-%m-%d %H:%M:%S%.6f")
+            .to_string();
+        match self.connection.execute(
+            "DELETE FROM webhook_log WHERE (ship_state IN ('local', 'dead') AND create_date < ?1)
+                OR (ship_state = 'shipped' AND shipped_at < ?2)",
+            [&cutoff, &shipped_cutoff],
+        ) {
+            Ok(0) => {}
+            Ok(pruned) => log::info!("log store: pruned {pruned} record(s) older than {days} days"),
+            Err(e) => log::error!("log store: pruning failed: {e}"),
+        }
+    }
+}
+
+/// Inserts the records in one transaction; the bytes they hold.
+fn insert_all<'a>(
+    connection: &mut Connection,
+    records: impl Iterator<Item = &'a LogRecord>,
+    state: &str,
+) -> rusqlite::Result<u64> {
+    let transaction = connection.transaction()?;
+    let mut bytes = 0;
+    {
+        let mut insert = transaction.prepare_cached(
+            "INSERT INTO webhook_log (request_id, create_date, webhook_id, webhook_reference,
+                endpoint, authenticator_id, authenticator_reference, request_method,
+                request_headers, request_payload, authentication_status, code_status,
+                http_status, result_message, error_message, user_id, ip_address, country_code,
+                ship_state, size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                ?17, ?18, ?19, ?20)",
+        )?;
+        for r in records {
+            let size = r.size() as u64;
+            bytes += size;
+            let size = size as i64;
+            insert.execute(params![
+                r.request_id,
+                r.create_date,
+                r.webhook_id,
+                r.webhook_reference,
+                r.endpoint,
+                r.authenticator_id,
+                r.authenticator_reference,
+                r.request_method.as_str(),
+                r.request_headers,
+                r.request_payload,
+                r.authentication_status.as_str(),
+                r.code_status.as_str(),
+                r.http_status,
+                r.result_message,
+                r.error_message,
+                r.user_id,
+                r.ip_address,
+                r.country_code,
+                state,
+                size,
+            ])?;
+        }
+    }
+    transaction.commit()?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calls::request::HttpMethod;
+    use crate::logs::record::{AuthenticationStatus, CodeStatus};
+
+    fn record(create_date: &str, endpoint: &str) -> LogRecord {
+        LogRecord {
+            request_id: format!("r-{endpoint}"),
+            create_date: create_date.into(),
+            webhook_id: None,
+            webhook_reference: None,
+            endpoint: endpoint.into(),
+            authenticator_id: None,
+            authenticator_reference: None,
+            request_method: HttpMethod::Post,
+            request_headers: "{}".into(),
+            request_payload: Some("{}".into()),
+            authentication_status: AuthenticationStatus::Failed,
+            code_status: CodeStatus::Skipped,
+            http_status: 404,
+            result_message: None,
+            error_message: Some("Webhook not found".into()),
+            user_id: None,
+            ip_address: Some("127.0.0.1".into()),
+            country_code: None,
+        }
+    }
+
+    fn options(sync: SyncMode) -> StoreOptions {
+        StoreOptions {
+            sync,
+            retention_days: 30,
+            ship: false,
+            max_unshipped_records: 0,
+            max_unshipped_bytes: 0,
+        }
+    }
+
+    fn endpoints(path: &Path) -> Vec<String> {
+        let connection = Connection::open(path).unwrap();
+        let mut query = connection
+            .prepare("SELECT endpoint FROM webhook_log ORDER BY id")
+            .unwrap();
+        query
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_are_all_committed_before_they_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.sqlite3");
+        let store = LogStore::open(&path, &options(SyncMode::Full)).unwrap();
+        let appends = (0..200).map(|i| {
+            let store = store.clone();
+            async move {
+                store
+                    .append(record(
+                        &crate::logs::record::timestamp_now(),
+                        &format!("e{i}"),
+                    ))
+                    .await
+            }
+        });
+        for result in futures_util::future::join_all(appends).await {
+            result.unwrap();
+        }
+        assert_eq!(endpoints(&path).len(), 200);
+    }
+
+    #[tokio::test]
+    async fn old_records_are_pruned_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.sqlite3");
+        {
+            let store = LogStore::open(&path, &options(SyncMode::Normal)).unwrap();
+            store
+                .append(record("2000-01-01 00:00:00.000000", "ancient"))
+                .await
+                .unwrap();
+            store
+                .append(record(&crate::logs::record::timestamp_now(), "fresh"))
+                .await
+                .unwrap();
+        }
+        let store = LogStore::open(&path, &options(SyncMode::Normal)).unwrap();
+        // The writer prunes before taking records; this append waits behind the pruning.
+        store
+            .append(record(&crate::logs::record::timestamp_now(), "after"))
+            .await
+            .unwrap();
+        assert_eq!(endpoints(&path), ["fresh", "after"]);
+    }
+
+    #[test]
+    fn an_unwritable_location_is_a_clear_error() {
+        let err = LogStore::open(
+            Path::new("/proc/towerhook/x.sqlite3"),
+            &options(SyncMode::Full),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("/proc/towerhook"), "{err}");
+    }
+}
