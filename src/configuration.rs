@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
-use crate::odoo::{ClientSettings, Protocol};
-
+/// Variables naming a secret value for the YAML source: `TOWERHOOK_SECRET_github_token=...`.
+pub const SECRET_ENV_PREFIX: &str = "TOWERHOOK_SECRET_";
 /// Environment variables with this prefix are settings.
 pub const ENV_PREFIX: &str = "TOWERHOOK_";
 /// Variables with the prefix that are not settings: the config file path and the test
@@ -21,8 +21,33 @@ const ENV_NOT_SETTINGS: &[&str] = &[
     "TOWERHOOK_TEST_",
     // `towerhook odoo-setup`'s administrator credentials, never kept in settings.
     "TOWERHOOK_ODOO_ADMIN_",
-    crate::definitions::secrets::ENV_PREFIX,
+    SECRET_ENV_PREFIX,
 ];
+
+/// How towerhook talks to Odoo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// JSON-2 on Odoo 19 and later, JSON-RPC before.
+    Auto,
+    /// `/jsonrpc` (Odoo 8–19).
+    JsonRpc,
+    /// `/xmlrpc/2/common` and `/xmlrpc/2/object`.
+    XmlRpc,
+    /// `/json/2/<model>/<method>` with a bearer API key (Odoo 19+).
+    Json2,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Auto => "auto",
+            Protocol::JsonRpc => "jsonrpc",
+            Protocol::XmlRpc => "xmlrpc",
+            Protocol::Json2 => "json2",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -351,11 +376,15 @@ impl Settings {
             ));
         }
         for entry in &self.trusted_proxies {
-            let list = crate::calls::client_ip::IpList::parse(entry);
-            if let Some(bad) = list.invalid_entries().first() {
-                problems.push(format!(
-                    "trusted_proxies: {bad:?} is not an address or network"
-                ));
+            // The allowlists' own parsing: a network, or a bare address.
+            for token in entry.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                if token.parse::<ipnetwork::IpNetwork>().is_err()
+                    && token.parse::<std::net::IpAddr>().is_err()
+                {
+                    problems.push(format!(
+                        "trusted_proxies: {token:?} is not an address or network"
+                    ));
+                }
             }
         }
         if self.python_threads == 0 {
@@ -389,7 +418,7 @@ impl Settings {
             problems.push("outbox_batch_size and outbox_retry_max_secs must be positive".into());
         }
         if (self.source == SourceKind::Odoo || self.log_sink == SinkKind::Odoo)
-            && self.odoo_client().is_none()
+            && !self.odoo_configured()
         {
             problems.push(
                 "the Odoo source or log sink needs odoo_url, odoo_db, odoo_login and \
@@ -431,27 +460,12 @@ impl Settings {
         self.data_dir.join("towerhook.sqlite3")
     }
 
-    pub fn store_options(&self) -> crate::logs::store::StoreOptions {
-        crate::logs::store::StoreOptions {
-            sync: self.log_store_sync,
-            retention_days: self.retention_days,
-            ship: self.log_sink == SinkKind::Odoo,
-            max_unshipped_records: self.outbox_max_records,
-            max_unshipped_bytes: self.outbox_max_bytes,
-        }
-    }
-
-    /// The Odoo client's settings, when Odoo is configured.
-    pub fn odoo_client(&self) -> Option<ClientSettings> {
-        Some(ClientSettings {
-            url: self.odoo_url.clone()?,
-            database: self.odoo_db.clone()?,
-            login: self.odoo_login.clone()?,
-            secret: self.odoo_api_key.clone()?,
-            protocol: self.odoo_protocol,
-            timeout: std::time::Duration::from_secs_f64(self.odoo_timeout_secs),
-            retries: self.odoo_retries,
-        })
+    /// Whether the settings name an Odoo to talk to.
+    pub fn odoo_configured(&self) -> bool {
+        self.odoo_url.is_some()
+            && self.odoo_db.is_some()
+            && self.odoo_login.is_some()
+            && self.odoo_api_key.is_some()
     }
 }
 

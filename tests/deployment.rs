@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use towerhook::calls::client_ip::{IpList, effective_client_ip};
+use towerhook::calls::client_ip::effective_client_ip;
 use towerhook::calls::request::RequestHeaders;
 use towerhook::configuration::{Settings, SinkKind, SourceKind};
+use towerhook::definitions::IpList;
 
 // ============================================================================ files
 

@@ -1,192 +1,261 @@
-//! Runs the service: binds the listener, serves until SIGTERM or SIGINT, then drains.
+//! The assembled service: every component, built from the settings, and the order in which
+//! they stop. One cancellation token stops all background work; every task is awaited.
 
-pub mod services;
-
-use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
 
-use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpServer, web};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-pub use crate::app::services::{Services, StartupError, pool_settings};
-use crate::configuration::Settings;
-use crate::definitions::registry::Registry;
-use crate::definitions::{LoadError, Problem, yaml};
-use crate::http;
+use crate::calls::{CallRules, CallService, InFlight};
+use crate::configuration::{Settings, SinkKind};
+use crate::definitions::IpList;
+use crate::definitions::LoadError;
+use crate::definitions::registry::RegistryHandle;
+use crate::definitions::sync::{self, DefinitionsSync, Retention};
+use crate::logs::geoip::GeoIp;
+use crate::logs::shipper::{self, ShipperHandle, ShipperSettings};
+use crate::logs::store::{LogStore, StoreError};
+use crate::odoo::SnippetCalls;
+use crate::odoo::run_as::RunAs;
+use crate::odoo::{OdooLink, OdooRuntime, RpcObserver};
+use crate::snippets::{Pool, PoolSettings, WorkerConfig, WorkerLimits};
+use crate::telemetry::metrics::Metrics;
 
-pub struct Application {
-    port: u16,
-    server: Server,
-    services: web::Data<Services>,
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Definitions(#[from] LoadError),
+    #[error(transparent)]
+    LogStore(#[from] StoreError),
+    #[error("{0}")]
+    Python(String),
+    #[error(transparent)]
+    Shipper(#[from] shipper::ShipperError),
+    #[error("{0}")]
+    GeoIp(String),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
 }
 
-impl Application {
+/// The whole service: what calls use (`calls`), and what keeps it current and ships its
+/// logs.
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub calls: Arc<CallService>,
+    pub definitions: DefinitionsSync,
+    /// The Odoo log sink's shipper, when logs go to Odoo.
+    pub shipper: Option<ShipperHandle>,
+    pub odoo: Option<Arc<OdooLink>>,
+    /// Where every Odoo exchange runs (definitions, shipping, snippets' RPC), when Odoo is
+    /// configured. Only held, so that it lives as long as the tasks above that run on it.
+    _odoo_runtime: Option<OdooRuntime>,
+    /// Shutting down: readiness says so, so that balancers stop sending calls.
+    pub draining: AtomicBool,
+    /// Stops every background task (definitions, shipping).
+    stop: CancellationToken,
+    /// The background tasks, awaited on shutdown.
+    tasks: TaskTracker,
+}
+
+impl Services {
+    /// Opens the store, loads the definitions, starts the interpreter and the shipper.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let services = web::Data::new(Services::build(settings).await?);
-        let settings = Arc::clone(&services.settings);
-        let bind_error = |source| StartupError::Bind {
-            address: settings.listen.clone(),
-            source,
+        let settings = Arc::new(settings);
+        let metrics = Arc::new(Metrics::new());
+        let log_store = LogStore::open(
+            &settings.log_store_path(),
+            &crate::logs::store::StoreOptions::from_settings(&settings),
+        )?;
+        let observer: Arc<dyn RpcObserver> = Arc::new(MetricsObserver(Arc::clone(&metrics)));
+        let odoo = crate::odoo::ClientSettings::from_settings(&settings)
+            .map(|client| Arc::new(OdooLink::new(client, Some(Arc::clone(&observer)))));
+        let odoo_runtime = match &odoo {
+            Some(_) => Some(OdooRuntime::start().map_err(|e| {
+                StartupError::Python(format!("cannot start the Odoo runtime: {e}"))
+            })?),
+            None => None,
         };
-        let listener = TcpListener::bind(&settings.listen).map_err(bind_error)?;
-        let port = listener.local_addr().map_err(bind_error)?.port();
-        let app_services = services.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(app_services.clone())
-                .configure(http::configure)
-        })
-        .client_request_timeout(Duration::from_secs(10))
-        // towerhook handles the signals itself, to drain calls before actix stops.
-        .disable_signals()
-        .shutdown_timeout(settings.shutdown_grace_secs.ceil() as u64);
-        if settings.workers > 0 {
-            server = server.workers(settings.workers);
-        }
-        let server = server.listen(listener).map_err(bind_error)?.run();
-        log::info!(
-            "towerhook listening on port {port}, {} webhook(s) loaded",
-            services.registry.current().webhooks().len()
-        );
-        Ok(Self {
-            port,
-            server,
-            services,
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn services(&self) -> &Services {
-        &self.services
-    }
-
-    /// A handle that stops the server as SIGTERM does.
-    pub fn stopper(&self) -> Stopper {
-        Stopper {
-            handle: self.server.handle(),
-            services: self.services.clone(),
-        }
-    }
-
-    /// Serves until SIGTERM/SIGINT (or a [`Stopper`]), then stops gracefully.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let stopper = self.stopper();
-        // The server future processes the handle's commands: it keeps running on its own.
-        let mut server = tokio::spawn(self.server);
-        let result = tokio::select! {
-            result = &mut server => result,
-            signal = shutdown_signal() => {
-                log::info!("{signal}: shutting down");
-                stopper.drain().await;
-                server.await
-            }
-        };
-        stopper.services.shutdown().await;
-        log::info!("stopped");
-        result.map_err(std::io::Error::other)?
-    }
-}
-
-/// Says not ready, keeps serving for `shutdown_delay_secs` (a load balancer takes the
-/// instance out of rotation meanwhile), stops accepting connections, lets the calls in
-/// flight finish (and log) and ships what they left in the outbox, within the grace
-/// period, then stops the server.
-#[derive(Clone)]
-pub struct Stopper {
-    handle: ServerHandle,
-    services: web::Data<Services>,
-}
-
-impl Stopper {
-    pub async fn drain(&self) {
-        let settings = &self.services.settings;
-        let grace = Duration::from_secs_f64(settings.shutdown_grace_secs);
-        self.services.draining.store(true, Ordering::Release);
-        // Closing the listener at once would refuse, or reset in the accept queue, the
-        // calls a load balancer still sends until its health check sees /readyz fail.
-        let delay = Duration::from_secs_f64(settings.shutdown_delay_secs);
-        if !delay.is_zero() {
-            log::info!("not ready; still accepting calls for {delay:?} (shutdown_delay_secs)");
-            tokio::time::sleep(delay).await;
-        }
-        let deadline = tokio::time::Instant::now() + grace;
-        self.handle.pause().await;
-        let in_flight = self.services.in_flight.count();
-        if in_flight > 0 {
-            log::info!("waiting for {in_flight} call(s) in flight (grace {grace:?})");
-        }
-        if tokio::time::timeout_at(deadline, self.services.in_flight.idle())
+        let odoo_handle = odoo_runtime.as_ref().map(OdooRuntime::handle);
+        let registry = Arc::new(RegistryHandle::new());
+        let (stop, tasks) = (CancellationToken::new(), TaskTracker::new());
+        let definitions = sync::start(
+            &settings,
+            Arc::clone(&registry),
+            odoo.clone().zip(odoo_handle.clone()),
+            Arc::new(log_store.clone()),
+            Arc::clone(&metrics),
+            (&stop, &tasks),
+        )
+        .await?;
+        let snippet_calls = odoo.iter().zip(&odoo_handle).next().map(|(link, runtime)| {
+            Arc::new(SnippetCalls::new(
+                runtime.clone(),
+                RunAs::new(
+                    Arc::clone(link),
+                    settings.run_as_users.clone(),
+                    settings.run_as_policy,
+                ),
+                std::time::Duration::from_secs_f64(settings.odoo_timeout_secs),
+            ))
+        });
+        let pool = Pool::start(pool_settings(&settings)?, snippet_calls)
+            .map_err(|e| StartupError::Python(format!("cannot start the snippet workers: {e}")))?;
+        let python = pool
+            .ready(WORKER_START_LIMIT)
             .await
-            .is_err()
-        {
-            log::warn!(
-                "grace period over with {} call(s) still running",
-                self.services.in_flight.count()
-            );
+            .map_err(|e| StartupError::Python(format!("no snippet worker started: {e}")))?;
+        log::info!(
+            "python {python} ready: {} snippet worker(s) of {} thread(s), queue {}",
+            pool_settings(&settings)?.workers,
+            settings.python_threads,
+            settings.python_queue
+        );
+        let shipper = match (settings.log_sink, &odoo, &odoo_handle) {
+            (SinkKind::Odoo, Some(link), Some(runtime)) => Some(
+                shipper::start(
+                    ShipperSettings::from(&settings),
+                    Arc::clone(link),
+                    Arc::clone(log_store.outbox()),
+                    runtime,
+                    (&stop, &tasks),
+                )
+                .map_err(StartupError::Shipper)?,
+            ),
+            _ => None,
+        };
+        let geoip = match &settings.geoip_database {
+            Some(path) => Some(GeoIp::open(path).map_err(StartupError::GeoIp)?),
+            None => None,
+        };
+        let redacted_headers = settings
+            .redact_headers
+            .iter()
+            .map(|name| name.to_ascii_lowercase())
+            .collect();
+        let trusted_proxies = IpList::parse(&settings.trusted_proxies.join(","));
+        let calls = Arc::new(CallService {
+            registry,
+            pool: Arc::new(pool),
+            log_store,
+            metrics,
+            geoip,
+            in_flight: Arc::new(InFlight::default()),
+            rules: CallRules {
+                max_body_bytes: settings.max_body_bytes,
+                body_timeout: std::time::Duration::from_secs(settings.body_timeout_secs),
+                redacted_headers,
+                trusted_proxies,
+                public_url: settings.public_url.clone(),
+                snippet_timeout_secs: settings.snippet_timeout_secs,
+            },
+        });
+        tasks.close();
+        Ok(Self {
+            settings,
+            calls,
+            definitions,
+            shipper,
+            odoo,
+            _odoo_runtime: odoo_runtime,
+            draining: AtomicBool::new(false),
+            stop,
+            tasks,
+        })
+    }
+
+    /// After the last call: ends the snippet workers, stops the background tasks (what is
+    /// left to ship waits in the outbox) and waits for them, and commits every record
+    /// handed to the store.
+    pub async fn shutdown(&self) {
+        self.calls.pool.shutdown().await;
+        self.stop.cancel();
+        self.tasks.wait().await;
+        if let Err(error) = self.calls.log_store.close().await {
+            log::error!("log store did not close cleanly: {error}");
         }
-        // The last calls' records usually wait for their batch (outbox_batch_age_ms): ship
-        // them while Odoo takes them, so that an instance removed for good (scaled down)
-        // leaves nothing behind. With Odoo failing they stay for the next start.
-        if let Some(shipper) = &self.services.shipper {
-            let outbox = self.services.log_store.outbox();
-            while outbox.records.load(Ordering::Relaxed) > 0
-                && shipper.status.problem().is_none()
-                && tokio::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        self.handle.stop(true).await;
     }
 }
 
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        log::error!("cannot listen for SIGTERM/SIGINT; stop towerhook with SIGKILL");
-        return std::future::pending().await;
+/// How long the first worker may take to start before `serve` gives up.
+const WORKER_START_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The snippet pool as the settings describe it.
+pub fn pool_settings(settings: &Settings) -> Result<PoolSettings, StartupError> {
+    let program = match &settings.worker_program {
+        Some(program) => program.clone(),
+        None => std::env::current_exe().map_err(|e| {
+            StartupError::Python(format!("cannot tell where the towerhook binary is: {e}"))
+        })?,
     };
-    tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    }
-}
-
-/// Reads the YAML definitions, logging warnings.
-pub fn load_yaml(settings: &Settings) -> Result<Registry, LoadError> {
-    let loaded = yaml::load_dir(&settings.yaml_dir, Arc::new(local_secrets(settings)?))?;
-    for warning in &loaded.warnings {
-        log::warn!("{warning}");
-    }
-    Ok(loaded.registry)
-}
-
-/// Secret values for the YAML source: the secrets file and `TOWERHOOK_SECRET_*` variables.
-pub fn local_secrets(
-    settings: &Settings,
-) -> Result<crate::definitions::secrets::SecretValues, LoadError> {
-    crate::definitions::secrets::load_local(
-        settings.secrets_file.as_deref(),
-        &settings.yaml_dir,
-        std::env::vars(),
-    )
-    .map_err(|message| {
-        LoadError(vec![Problem {
-            file: settings
-                .secrets_file
-                .clone()
-                .unwrap_or_else(|| settings.yaml_dir.clone()),
-            record: None,
-            field: None,
-            message,
-        }])
+    let workers = match settings.python_workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let max_workers = match settings.python_workers_max {
+        0 => workers * 4,
+        n => n.max(workers),
+    };
+    Ok(PoolSettings {
+        workers,
+        max_workers,
+        queue: settings.python_queue,
+        timeout: std::time::Duration::from_secs_f64(settings.snippet_timeout_secs),
+        odoo_timeout: std::time::Duration::from_secs_f64(settings.odoo_timeout_secs),
+        max_calls: settings.worker_max_calls.max(1),
+        program,
+        config: WorkerConfig {
+            packages_dir: settings.python_packages_dir.to_string_lossy().into_owned(),
+            max_message_chars: settings.max_message_chars,
+            recursion_limit: settings.python_recursion_limit,
+            timeout_secs: settings.snippet_timeout_secs,
+            threads: settings.python_threads.max(1),
+            odoo: settings.odoo_configured(),
+            odoo_timeout_secs: settings.odoo_timeout_secs,
+            outbound_proxy: settings.outbound_proxy.clone(),
+            outbound_timeout_secs: settings.outbound_timeout_secs,
+            max_response_bytes: settings.max_response_bytes,
+            limits: WorkerLimits {
+                memory_mb: settings.worker_memory_mb,
+                open_files: settings.worker_open_files,
+                cpu_secs_per_call: settings.worker_cpu_secs,
+                user: Some(settings.worker_user.clone()),
+            },
+        },
     })
 }
+
+impl Retention for LogStore {
+    fn set_days(&self, days: u32) {
+        self.set_retention_days(days);
+    }
+
+    fn days(&self) -> u32 {
+        self.retention_days()
+    }
+}
+
+/// RPC calls are counted in the metrics (the client knows nothing of them).
+impl RpcObserver for MetricsObserver {
+    fn observe(
+        &self,
+        call: &crate::odoo::Call,
+        took: std::time::Duration,
+        error: Option<&crate::odoo::OdooError>,
+    ) {
+        let error = error.map(|error| match error {
+            crate::odoo::OdooError::Server(server) => server.short_name().to_string(),
+            crate::odoo::OdooError::Unreachable { .. } => "Unreachable".to_string(),
+            crate::odoo::OdooError::Status { status, .. } => format!("HTTP{status}"),
+            crate::odoo::OdooError::LoginRefused { .. } => "LoginRefused".to_string(),
+            crate::odoo::OdooError::Protocol { .. } => "Protocol".to_string(),
+            crate::odoo::OdooError::Unsupported(_) => "Unsupported".to_string(),
+        });
+        self.0.observe_rpc(&call.method, took, error.as_deref());
+    }
+}
+
+struct MetricsObserver(Arc<Metrics>);

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-pub use crate::app::services::Services;
+use super::CallService;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -48,7 +48,7 @@ pub struct CallOutcome {
 }
 
 /// Runs one call through the module's flow.
-pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> CallOutcome {
+pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> CallOutcome {
     let registry = services.registry.current();
     if !services.registry.is_loaded() {
         let record = new_record(services, &registry, &call, None, None);
@@ -88,7 +88,10 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
     let client = effective_client_ip(
         call.peer,
         &call.headers,
-        &[&authenticator.trusted_proxies, &services.trusted_proxies],
+        &[
+            &authenticator.trusted_proxies,
+            &services.rules.trusted_proxies,
+        ],
     );
     record.ip_address = client.map(|ip| ip.to_string());
     record.country_code = services.country(client);
@@ -104,7 +107,16 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
     };
     match services
         .pool
-        .call(Arc::clone(&webhook), &call.headers, body, &payload, context)
+        .call(
+            Arc::clone(&webhook),
+            call.headers
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            body,
+            &payload,
+            context,
+        )
         .await
     {
         Ok(verdict) => {
@@ -164,7 +176,7 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
         Err(PoolError::TimedOut { kind }) => {
             let what = format!(
                 "execution timed out after {} s",
-                services.settings.snippet_timeout_secs
+                services.rules.snippet_timeout_secs
             );
             snippet_failure(record, kind, &what, None)
         }
@@ -196,18 +208,18 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
 /// The URL the sender called, as it signed it: the `public_url` setting, else the scheme
 /// and host a trusted proxy in front of towerhook forwarded, else the request's Host; then
 /// the path and query as they arrived.
-fn public_url(services: &Services, call: &IncomingCall) -> String {
+fn public_url(services: &CallService, call: &IncomingCall) -> String {
     let target = if call.query.is_empty() {
         call.path.clone()
     } else {
         format!("{}?{}", call.path, call.query)
     };
-    if let Some(base) = &services.settings.public_url {
+    if let Some(base) = &services.rules.public_url {
         return format!("{}{target}", base.trim_end_matches('/'));
     }
     let through_proxy = call
         .peer
-        .is_some_and(|peer| services.trusted_proxies.contains(peer));
+        .is_some_and(|peer| services.rules.trusted_proxies.contains(peer));
     // A proxy appends to what it received: its own value is the last one.
     let forwarded = |name: &str| {
         through_proxy
@@ -256,7 +268,7 @@ pub fn internal_error_message(request_id: &str) -> String {
 }
 
 /// Counts the call in the metrics and writes its access-log line.
-pub fn observe(services: &Services, record: &LogRecord, took: std::time::Duration) {
+pub fn observe(services: &CallService, record: &LogRecord, took: std::time::Duration) {
     let metrics = &services.metrics;
     let endpoint = if record.webhook_reference.is_some() {
         record.endpoint.as_str()
@@ -295,7 +307,11 @@ pub fn observe(services: &Services, record: &LogRecord, took: std::time::Duratio
 }
 
 /// A call answered without running any code because its body was not usable.
-pub fn reject(services: &Services, call: IncomingCall, rejection: &BodyRejection) -> CallOutcome {
+pub fn reject(
+    services: &CallService,
+    call: IncomingCall,
+    rejection: &BodyRejection,
+) -> CallOutcome {
     let registry = services.registry.current();
     let webhook = registry.find(&call.endpoint, call.method);
     let record = new_record(
@@ -322,13 +338,13 @@ pub fn reject(services: &Services, call: IncomingCall, rejection: &BodyRejection
 /// A record with what is known before any code runs: statuses start at failed/skipped,
 /// the module's values for every early exit.
 fn new_record(
-    services: &Services,
+    services: &CallService,
     registry: &Registry,
     call: &IncomingCall,
     webhook: Option<&Webhook>,
     payload: Option<&Value>,
 ) -> LogRecord {
-    let client = effective_client_ip(call.peer, &call.headers, &[&services.trusted_proxies]);
+    let client = effective_client_ip(call.peer, &call.headers, &[&services.rules.trusted_proxies]);
     LogRecord {
         request_id: call.request_id.clone(),
         create_date: timestamp_now(),
@@ -341,7 +357,7 @@ fn new_record(
         request_headers: headers_json(
             &call.headers,
             &call.request_id,
-            &services.redacted_headers,
+            &services.rules.redacted_headers,
             registry.masker(),
         ),
         request_payload: match payload {

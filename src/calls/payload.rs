@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::calls::request::HttpMethod;
 use crate::definitions::ContentType;
+use crate::definitions::HttpMethod;
 
 pub fn parse(
     method: HttpMethod,

@@ -1,45 +1,9 @@
 //! A webhook call as the pipeline sees it, independent of actix: method, endpoint, headers
 //! shaped the way werkzeug hands them to the module's code, query string and peer address.
 
-use std::fmt;
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
-
-/// The two methods the module's route accepts (the log's `request_method` selection).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HttpMethod {
-    Get,
-    #[default]
-    Post,
-}
-
-impl HttpMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpMethod::Get => "get",
-            HttpMethod::Post => "post",
-        }
-    }
-
-    /// Case-insensitive; any other method has no place in the module's model.
-    pub fn parse(text: &str) -> Option<Self> {
-        if text.eq_ignore_ascii_case("get") {
-            Some(HttpMethod::Get)
-        } else if text.eq_ignore_ascii_case("post") {
-            Some(HttpMethod::Post)
-        } else {
-            None
-        }
-    }
-}
-
-impl fmt::Display for HttpMethod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::definitions::HttpMethod;
 
 /// Request headers as `dict(request.httprequest.headers)` gives them in Odoo 18 (werkzeug
 /// 2.2's WSGI environ): in arrival order, names Title-Cased (`X-Hub-Signature-256`), `_` in

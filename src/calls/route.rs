@@ -10,14 +10,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use crate::calls::flow::{self, BodyRejection, CallOutcome, Services};
+use super::CallService;
+use crate::calls::flow::{self, BodyRejection, CallOutcome};
 use crate::calls::request::{HttpMethod, IncomingCall, RequestHeaders};
 use crate::telemetry::throttle::LogThrottle;
 
 pub async fn call(
     request: HttpRequest,
     body: web::Payload,
-    services: web::Data<Services>,
+    services: web::Data<CallService>,
 ) -> HttpResponse {
     let Some(method) = HttpMethod::parse(request.method().as_str()) else {
         return method_not_allowed().await;
@@ -40,7 +41,7 @@ pub async fn call(
                 "refusing calls with 503: {reason} ({more} more refused since the last line)"
             );
         }
-        let mut response = crate::http::json_message(
+        let mut response = json_message(
             StatusCode::SERVICE_UNAVAILABLE,
             "Service unavailable: call logs cannot be delivered for now, retry later",
         );
@@ -61,8 +62,8 @@ pub async fn call(
     let task = actix_web::rt::spawn(async move {
         let _in_flight = services.in_flight.enter();
         let started = Instant::now();
-        let limit = services.settings.max_body_bytes;
-        let timeout = Duration::from_secs(services.settings.body_timeout_secs);
+        let limit = services.rules.max_body_bytes;
+        let timeout = services.rules.body_timeout;
         let mut outcome = match read_body(body, declared_length, limit, timeout).await {
             Ok(bytes) => flow::handle(&services, call, bytes).await,
             Err(rejection) => flow::reject(&services, call, &rejection),
@@ -89,7 +90,7 @@ pub async fn call(
         }
         Err(error) => {
             log::error!("webhook call {request_id} failed: {error}");
-            crate::http::json_message(
+            json_message(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &flow::internal_error_message(&request_id),
             )
@@ -122,8 +123,7 @@ fn in_arrival_order(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
 const OUTBOX_FULL_RETRY_AFTER: &str = "30";
 
 pub async fn method_not_allowed() -> HttpResponse {
-    let mut response =
-        crate::http::json_message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
+    let mut response = json_message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
     response.headers_mut().insert(
         ALLOW,
         actix_web::http::header::HeaderValue::from_static("GET, POST"),
@@ -187,4 +187,9 @@ fn shaped_response(status: StatusCode, shaped: crate::snippets::ShapedResponse) 
     }
     response.insert_header((CONTENT_TYPE, shaped.content_type));
     response.body(shaped.body)
+}
+
+/// Every response towerhook writes itself is JSON, like the webhook answers.
+pub fn json_message(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({ "message": message }))
 }

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::app::{local_secrets, pool_settings};
+use crate::app::pool_settings;
 use crate::configuration::{Settings, SourceKind};
 use crate::definitions::SUPERUSER_ID;
 use crate::definitions::odoo::{AUTHENTICATOR_MODEL, WEBHOOK_MODEL, build_registry, read_all};
 use crate::definitions::registry::Registry;
 use crate::definitions::secrets::SecretValues;
 use crate::definitions::yaml;
+use crate::definitions::yaml::local_secrets;
 use crate::logs::store::LogStore;
 use crate::odoo::companion::{self, AddonState};
 use crate::odoo::run_as::{Principal, RunAs};
@@ -58,7 +59,10 @@ pub async fn run(settings: &Settings) -> Report {
     }
     let store = settings.log_store_path();
     report.line(format!("log store: {}", store.display()));
-    if let Err(error) = LogStore::open(&store, &settings.store_options()) {
+    if let Err(error) = LogStore::open(
+        &store,
+        &crate::logs::store::StoreOptions::from_settings(&settings),
+    ) {
         report.problem(format!(
             "{error}: make data_dir ({}) a writable directory",
             settings.data_dir.display()
@@ -154,7 +158,7 @@ async fn check_snippets(settings: &Settings, registry: &Registry, report: &mut R
 }
 
 async fn check_odoo(settings: &Settings, report: &mut Report) -> Option<Registry> {
-    let Some(client_settings) = settings.odoo_client() else {
+    let Some(client_settings) = crate::odoo::ClientSettings::from_settings(&settings) else {
         report.problem("source = \"odoo\" needs odoo_url, odoo_db, odoo_login and odoo_api_key");
         return None;
     };

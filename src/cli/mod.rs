@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::app::Application;
 use crate::configuration::{LogFormat, Settings};
+use crate::http::server::Application;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -302,7 +302,7 @@ impl<'kvs> log::kv::VisitSource<'kvs> for JsonFields<'_> {
 }
 
 fn run_one(mut settings: Settings, request: RunArgs) -> ExitCode {
-    let Some(method) = crate::calls::request::HttpMethod::parse(&request.method) else {
+    let Some(method) = crate::definitions::HttpMethod::parse(&request.method) else {
         eprintln!("towerhook: --method must be post or get");
         return ExitCode::FAILURE;
     };
@@ -343,17 +343,22 @@ fn run_one(mut settings: Settings, request: RunArgs) -> ExitCode {
         Err(code) => return code,
     };
     runtime.block_on(async {
-        let services = match crate::app::services::Services::build(settings).await {
+        let services = match crate::app::Services::build(settings).await {
             Ok(services) => services,
             Err(error) => {
                 eprintln!("towerhook: {error}");
                 return ExitCode::FAILURE;
             }
         };
-        if !services.registry.is_loaded() {
+        if !services.calls.registry.is_loaded() {
             eprintln!(
                 "towerhook: definitions not loaded: {}",
-                services.registry.status().stale_reason.unwrap_or_default()
+                services
+                    .calls
+                    .registry
+                    .status()
+                    .stale_reason
+                    .unwrap_or_default()
             );
             return ExitCode::FAILURE;
         }
@@ -370,7 +375,7 @@ fn run_one(mut settings: Settings, request: RunArgs) -> ExitCode {
             query: request.query,
             peer: Some(request.peer),
         };
-        let outcome = crate::calls::flow::handle(&services, call, body.into()).await;
+        let outcome = crate::calls::flow::handle(&services.calls, call, body.into()).await;
         println!("HTTP {}", outcome.status);
         println!("{}", outcome.body);
         println!();
@@ -394,7 +399,7 @@ where
     F: FnOnce(crate::odoo::OdooClient) -> Fut,
     Fut: std::future::Future<Output = Result<String, String>>,
 {
-    let Some(client_settings) = settings.odoo_client() else {
+    let Some(client_settings) = crate::odoo::ClientSettings::from_settings(&settings) else {
         eprintln!(
             "towerhook: this command needs Odoo: set odoo_url, odoo_db, odoo_login and odoo_api_key"
         );

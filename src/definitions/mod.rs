@@ -3,6 +3,7 @@
 //! Odoo (`odoo`), the cached Odoo snapshot (`snapshot`), the task that keeps them current
 //! (`sync`), the YAML round trip with Odoo (`roundtrip`), and secret values (`secrets`).
 
+mod ip_list;
 pub mod odoo;
 mod problems;
 pub mod registry;
@@ -12,6 +13,7 @@ pub mod snapshot;
 pub mod sync;
 pub mod yaml;
 
+pub use ip_list::IpList;
 pub use problems::{LoadError, Problem};
 
 use std::fmt;
@@ -20,12 +22,44 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::calls::client_ip::IpList;
-use crate::calls::request::HttpMethod;
 use crate::definitions::secrets::{SecretValues, secret_references};
 
-/// The superuser the module runs webhook code as unless "Run as User" says otherwise.
-pub const SUPERUSER_ID: i64 = 1;
+/// The two methods the module's route accepts (the log's `request_method` selection).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpMethod {
+    Get,
+    #[default]
+    Post,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "get",
+            HttpMethod::Post => "post",
+        }
+    }
+
+    /// Case-insensitive; any other method has no place in the module's model.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.eq_ignore_ascii_case("get") {
+            Some(HttpMethod::Get)
+        } else if text.eq_ignore_ascii_case("post") {
+            Some(HttpMethod::Post)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for HttpMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub use crate::odoo::models::SUPERUSER_ID;
 
 /// The webhook's "Payload Type": how a POST body becomes `payload`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

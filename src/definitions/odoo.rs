@@ -9,16 +9,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Problem;
-use crate::calls::client_ip::IpList;
-use crate::calls::request::HttpMethod;
+use crate::definitions::HttpMethod;
+use crate::definitions::IpList;
 use crate::definitions::registry::Registry;
 use crate::definitions::secrets::SecretValues;
 use crate::definitions::{Authenticator, ContentType, SUPERUSER_ID, Webhook, is_valid_endpoint};
 use crate::definitions::{Snippet, SnippetKind};
 use crate::odoo::{Call, OdooClient, OdooError};
 
-pub const WEBHOOK_MODEL: &str = "cx.tower.webhook";
-pub const AUTHENTICATOR_MODEL: &str = "cx.tower.webhook.authenticator";
+pub use crate::odoo::models::{AUTHENTICATOR_MODEL, WEBHOOK_MODEL};
 
 const WEBHOOK_FIELDS: &[&str] = &[
     "name",

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::calls::request::HttpMethod;
+use crate::definitions::HttpMethod;
 use crate::definitions::secrets::Masker;
 use crate::definitions::secrets::SecretValues;
 use crate::definitions::{Authenticator, Webhook};

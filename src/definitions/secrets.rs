@@ -52,8 +52,7 @@ pub fn secret_references(code: &str) -> Vec<String> {
 
 /// What replaces a secret value in stored logs, as the module's spoiler.
 pub const SPOILER: &str = "*****";
-/// Variables naming a secret: `TOWERHOOK_SECRET_github_token=...`.
-pub const ENV_PREFIX: &str = "TOWERHOOK_SECRET_";
+pub use crate::configuration::SECRET_ENV_PREFIX as ENV_PREFIX;
 /// Shorter values are not masked in stored headers and payloads: they would hide
 /// unrelated text and reveal little.
 const MIN_MASKED_LEN: usize = 4;

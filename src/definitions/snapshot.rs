@@ -52,7 +52,7 @@ impl SnapshotStore {
             .execute(
                 "INSERT INTO definitions_snapshot (id, saved_at, origin, body) VALUES (1, ?1, ?2, ?3)
                  ON CONFLICT (id) DO UPDATE SET saved_at = ?1, origin = ?2, body = ?3",
-                params![crate::logs::record::timestamp_now(), origin, body],
+                params![chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string(), origin, body],
             )
             .map(drop)
             .map_err(|e| e.to_string())

@@ -8,15 +8,16 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::app::load_yaml;
 use crate::configuration::{Settings, SourceKind};
 use crate::definitions::odoo::{Mirror, build_registry};
 use crate::definitions::registry::RegistryHandle;
 use crate::definitions::secrets::SecretValues;
 use crate::definitions::snapshot::SnapshotStore;
+use crate::definitions::yaml::load_configured;
 use crate::definitions::{LoadError, Problem};
-use crate::logs::store::LogStore;
 use crate::odoo::companion::{self, AddonState};
 use crate::odoo::{Call, OdooClient, OdooError, OdooLink};
 use crate::telemetry::metrics::Metrics;
@@ -39,6 +40,20 @@ pub enum ReloadError {
 
 const RETENTION_PARAMETER: &str = "cetmix_tower_webhook.webhook_log_duration";
 const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+/// Where the log retention read from Odoo goes (the log store).
+pub trait Retention: Send + Sync {
+    fn set_days(&self, days: u32);
+    fn days(&self) -> u32;
+}
+
+/// Runs `task` until `stop` is cancelled.
+async fn until(stop: CancellationToken, task: impl std::future::Future<Output = ()>) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = task => {}
+    }
+}
 
 /// Handle to the task that keeps the definitions current.
 #[derive(Clone)]
@@ -65,15 +80,19 @@ pub async fn start(
     settings: &Settings,
     registry: Arc<RegistryHandle>,
     odoo: Option<(Arc<OdooLink>, Handle)>,
-    log_store: LogStore,
+    retention: Arc<dyn Retention>,
     metrics: Arc<Metrics>,
+    (stop, tasks): (&CancellationToken, &TaskTracker),
 ) -> Result<DefinitionsSync, LoadError> {
     let (requests, inbox) = mpsc::channel(8);
     match (settings.source, odoo) {
         (SourceKind::Yaml, _) => {
-            registry.install(load_yaml(settings)?, None);
+            registry.install(load_configured(settings)?, None);
             let settings = settings.clone();
-            tokio::spawn(serve_yaml(settings, registry, inbox, metrics));
+            tasks.spawn(until(
+                stop.child_token(),
+                serve_yaml(settings, registry, inbox, metrics),
+            ));
         }
         (SourceKind::Odoo, Some((link, runtime))) => {
             let snapshots = SnapshotStore::new(&settings.log_store_path());
@@ -84,7 +103,7 @@ pub async fn start(
                 snapshots,
                 secrets: Arc::default(),
                 serving_snapshot: None,
-                log_store,
+                retention,
                 retention_read_from: None,
                 addon: None,
                 metrics,
@@ -106,7 +125,10 @@ pub async fn start(
                     .expect("the first sync does not panic");
             }
             let poll = Duration::from_secs_f64(settings.odoo_poll_secs);
-            runtime.spawn(source.run(poll, inbox, serving_cache));
+            tasks.spawn_on(
+                until(stop.child_token(), source.run(poll, inbox, serving_cache)),
+                &runtime,
+            );
         }
         (SourceKind::Odoo, None) => {
             return Err(LoadError(vec![Problem {
@@ -129,7 +151,7 @@ async fn serve_yaml(
 ) {
     while let Some(reply) = inbox.recv().await {
         let settings = settings.clone();
-        let loaded = tokio::task::spawn_blocking(move || load_yaml(&settings))
+        let loaded = tokio::task::spawn_blocking(move || load_configured(&settings))
             .await
             .map_err(|_| ReloadError::Stopped)
             .and_then(|loaded| {
@@ -158,7 +180,7 @@ struct OdooSource {
     secrets: Arc<SecretValues>,
     /// When the snapshot served since start (not yet confirmed by Odoo) was cached.
     serving_snapshot: Option<String>,
-    log_store: LogStore,
+    retention: Arc<dyn Retention>,
     /// The client whose session last read the retention parameter.
     retention_read_from: Option<Arc<OdooClient>>,
     /// Whether the companion addon serves the current client's user.
@@ -314,18 +336,15 @@ impl OdooSource {
                     .or_else(|| value.as_u64().map(|days| days as u32));
                 match days {
                     // The module treats 0 (a removed parameter) as its default, 30.
-                    Some(0) | None => self.log_store.set_retention_days(DEFAULT_RETENTION_DAYS),
-                    Some(days) => self.log_store.set_retention_days(days),
+                    Some(0) | None => self.retention.set_days(DEFAULT_RETENTION_DAYS),
+                    Some(days) => self.retention.set_days(days),
                 }
-                log::info!(
-                    "log retention from Odoo: {} days",
-                    self.log_store.retention_days()
-                );
+                log::info!("log retention from Odoo: {} days", self.retention.days());
             }
             Err(error) => log::info!(
                 "cannot read {RETENTION_PARAMETER} from Odoo ({error}); keeping retention_days \
                  = {}",
-                self.log_store.retention_days()
+                self.retention.days()
             ),
         }
     }

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::{LoadError, Problem};
-use crate::calls::client_ip::IpList;
-use crate::calls::request::HttpMethod;
+use crate::configuration::Settings;
+use crate::definitions::HttpMethod;
+use crate::definitions::IpList;
 use crate::definitions::registry::Registry;
 use crate::definitions::secrets::SecretValues;
 use crate::definitions::{
@@ -707,6 +708,37 @@ fn kind(value: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "a mapping",
     }
+}
+
+/// Reads the YAML definitions, logging warnings.
+pub fn load_configured(settings: &Settings) -> Result<Registry, LoadError> {
+    let loaded = load_dir(&settings.yaml_dir, Arc::new(local_secrets(settings)?))?;
+    for warning in &loaded.warnings {
+        log::warn!("{warning}");
+    }
+    Ok(loaded.registry)
+}
+
+/// Secret values for the YAML source: the secrets file and `TOWERHOOK_SECRET_*` variables.
+pub fn local_secrets(
+    settings: &Settings,
+) -> Result<crate::definitions::secrets::SecretValues, LoadError> {
+    crate::definitions::secrets::load_local(
+        settings.secrets_file.as_deref(),
+        &settings.yaml_dir,
+        std::env::vars(),
+    )
+    .map_err(|message| {
+        LoadError(vec![Problem {
+            file: settings
+                .secrets_file
+                .clone()
+                .unwrap_or_else(|| settings.yaml_dir.clone()),
+            record: None,
+            field: None,
+            message,
+        }])
+    })
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use crate::calls::flow::Services;
+use crate::app::Services;
+use crate::calls::route::json_message;
 use crate::definitions::sync::ReloadError;
-use crate::http::json_message;
 
 pub async fn reload(request: HttpRequest, services: web::Data<Services>) -> HttpResponse {
     let Some(token) = services.settings.admin_token.as_deref() else {

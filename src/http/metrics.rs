@@ -4,14 +4,14 @@ use std::sync::atomic::Ordering;
 
 use actix_web::{HttpResponse, web};
 
-use crate::calls::flow::Services;
+use crate::app::Services;
 
 pub async fn metrics(services: web::Data<Services>) -> HttpResponse {
-    let metrics = &services.metrics;
+    let metrics = &services.calls.metrics;
     metrics
         .python_queue_depth
-        .set(services.pool.queue_depth() as i64);
-    let pool = services.pool.status();
+        .set(services.calls.pool.queue_depth() as i64);
+    let pool = services.calls.pool.status();
     metrics
         .workers_ready
         .set(pool.ready.load(Ordering::Relaxed) as i64);
@@ -42,7 +42,7 @@ pub async fn metrics(services: web::Data<Services>) -> HttpResponse {
                 .set(bytes as i64);
         }
     }
-    let outbox = services.log_store.outbox();
+    let outbox = services.calls.log_store.outbox();
     metrics
         .outbox_records
         .set(outbox.records.load(Ordering::Relaxed) as i64);
@@ -53,7 +53,7 @@ pub async fn metrics(services: web::Data<Services>) -> HttpResponse {
         metrics
             .shipped_records
             .set(shipper.status.shipped.load(Ordering::Relaxed) as i64);
-        let store = services.log_store.clone();
+        let store = services.calls.log_store.clone();
         // A small read of the store; kept off the worker thread.
         match web::block(move || store.outbox_details()).await {
             Ok(Ok((dead, oldest))) => {

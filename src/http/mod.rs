@@ -3,6 +3,7 @@
 mod admin;
 mod health;
 mod metrics;
+pub mod server;
 
 use actix_web::{HttpResponse, web};
 
@@ -24,11 +25,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-/// Every response towerhook writes itself is JSON, like the webhook answers.
-pub fn json_message(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(serde_json::json!({ "message": message }))
-}
-
 async fn not_found() -> HttpResponse {
-    json_message(actix_web::http::StatusCode::NOT_FOUND, "Not found")
+    crate::calls::route::json_message(actix_web::http::StatusCode::NOT_FOUND, "Not found")
 }

@@ -18,16 +18,14 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value, json};
 use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::configuration::{Settings, SyncMode};
 use crate::logs::store::{OutboxGauge, open_connection};
 use crate::odoo::{Call, ErrorKind, OdooClient, OdooError, OdooLink};
 
-pub const LOG_MODEL: &str = "cx.tower.webhook.log";
-/// The companion addon's batch method (odoo_addon/cetmix_tower_webhook_sidecar).
-pub const ADDON_CREATE: &str = "towerhook_create_logs";
+pub use crate::odoo::models::{ADDON_CREATE_LOGS as ADDON_CREATE, LOG_MODEL};
 
 const IDLE: Duration = Duration::from_millis(100);
 const FIRST_RETRY: Duration = Duration::from_millis(250);
@@ -81,37 +79,36 @@ impl ShipperStatus {
     }
 }
 
-/// The running shipper: what it is doing, and how to stop it.
+/// The running shipper: what it is doing.
 pub struct ShipperHandle {
     pub status: Arc<ShipperStatus>,
-    stop: CancellationToken,
-    task: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl ShipperHandle {
-    /// Stops shipping and waits for the shipper to end. A batch whose answer was not in
-    /// yet is sent again by the next start (at least once).
-    pub async fn stop(&self) {
-        self.stop.cancel();
-        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
-    }
+/// Why the shipper could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("outbox {path}: {source}")]
+pub struct ShipperError {
+    path: PathBuf,
+    source: rusqlite::Error,
 }
 
-/// Starts the shipper as a task of the Odoo runtime (`runtime`); its SQLite work runs on
-/// that runtime's blocking threads.
+/// Starts the shipper as a task of the Odoo runtime (`runtime`), tracked by `tasks` and
+/// stopped by `stop`: a batch whose answer was not in yet when it stops is sent again by
+/// the next start (at least once). Its SQLite work runs on that runtime's blocking
+/// threads.
 pub fn start(
     settings: ShipperSettings,
     link: Arc<OdooLink>,
     gauge: Arc<OutboxGauge>,
     runtime: &Handle,
-) -> Result<ShipperHandle, String> {
-    let connection = open_connection(&settings.store, settings.sync)
-        .map_err(|e| format!("outbox {}: {e}", settings.store.display()))?;
+    (stop, tasks): (&CancellationToken, &TaskTracker),
+) -> Result<ShipperHandle, ShipperError> {
+    let connection =
+        open_connection(&settings.store, settings.sync).map_err(|source| ShipperError {
+            path: settings.store.clone(),
+            source,
+        })?;
     let status = Arc::new(ShipperStatus::default());
-    let stop = CancellationToken::new();
     let shipper = Shipper {
         settings,
         store: Store(Arc::new(Mutex::new(connection))),
@@ -122,12 +119,8 @@ pub fn start(
         references: HashMap::new(),
         delay: FIRST_RETRY,
     };
-    let task = runtime.spawn(shipper.run(stop.clone()));
-    Ok(ShipperHandle {
-        status,
-        stop,
-        task: Mutex::new(Some(task)),
-    })
+    tasks.spawn_on(shipper.run(stop.child_token()), runtime);
+    Ok(ShipperHandle { status })
 }
 
 /// The outbox's connection, used off the runtime's worker threads.

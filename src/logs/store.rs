@@ -81,6 +81,18 @@ pub struct StoreOptions {
     pub max_unshipped_bytes: u64,
 }
 
+impl StoreOptions {
+    pub fn from_settings(settings: &crate::configuration::Settings) -> Self {
+        Self {
+            sync: settings.log_store_sync,
+            retention_days: settings.retention_days,
+            ship: settings.log_sink == crate::configuration::SinkKind::Odoo,
+            max_unshipped_records: settings.outbox_max_records,
+            max_unshipped_bytes: settings.outbox_max_bytes,
+        }
+    }
+}
+
 /// Records not yet in Odoo, kept current by the writer and the shipper. Dead letters are
 /// not counted: they no longer wait for Odoo.
 #[derive(Debug, Default)]
@@ -523,7 +535,7 @@ fn insert_all<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calls::request::HttpMethod;
+    use crate::definitions::HttpMethod;
     use crate::logs::record::{AuthenticationStatus, CodeStatus};
 
     fn record(create_date: &str, endpoint: &str) -> LogRecord {

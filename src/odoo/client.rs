@@ -29,6 +29,21 @@ pub struct ClientSettings {
     pub retries: usize,
 }
 
+impl ClientSettings {
+    /// The Odoo client's settings, when Odoo is configured.
+    pub fn from_settings(settings: &crate::configuration::Settings) -> Option<Self> {
+        Some(Self {
+            url: settings.odoo_url.clone()?,
+            database: settings.odoo_db.clone()?,
+            login: settings.odoo_login.clone()?,
+            secret: settings.odoo_api_key.clone()?,
+            protocol: settings.odoo_protocol,
+            timeout: Duration::from_secs_f64(settings.odoo_timeout_secs),
+            retries: settings.odoo_retries,
+        })
+    }
+}
+
 /// What `common.version()` said.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerVersion {

@@ -4,7 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::definitions::secrets::SecretValues;
+/// Secret values by reference (`None`: the secret has no value).
+pub type SecretValues = std::collections::BTreeMap<String, Option<String>>;
 use crate::odoo::{Call, ErrorKind, OdooClient, OdooError};
 
 pub const ADDON: &str = "cetmix_tower_webhook_sidecar";

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::configuration::RunAsPolicy;
-use crate::definitions::SUPERUSER_ID;
+use crate::odoo::models::SUPERUSER_ID;
 use crate::odoo::{Call, OdooError, OdooLink, Session, SingleFlight};
 use crate::telemetry::throttle::LogThrottle;
 

@@ -7,8 +7,8 @@
 use serde_json::{Value, json};
 
 use crate::configuration::Settings;
-use crate::logs::shipper::LOG_MODEL;
 use crate::odoo::companion::{self, AddonState};
+use crate::odoo::models::LOG_MODEL;
 use crate::odoo::{Call, ClientSettings, OdooClient, OdooError};
 
 pub const GROUP_NAME: &str = "Towerhook: webhook log writers";
@@ -20,8 +20,7 @@ pub async fn run(
     admin_login: &str,
     admin_secret: &str,
 ) -> Result<Vec<String>, String> {
-    let service: ClientSettings = settings
-        .odoo_client()
+    let service: ClientSettings = crate::odoo::ClientSettings::from_settings(&settings)
         .ok_or("odoo-setup needs odoo_url, odoo_db, odoo_login and odoo_api_key")?;
     let admin_settings = ClientSettings {
         login: admin_login.to_string(),

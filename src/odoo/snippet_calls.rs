@@ -10,7 +10,6 @@ use serde_json::{Map, Value};
 use tokio::runtime::Handle;
 
 use super::{Call, OdooError};
-use crate::definitions::SnippetKind;
 use crate::odoo::run_as::{RunAs, RunAsError};
 
 /// Models whose records hold secret values (Cetmix's keys, their values and the vault)
@@ -25,6 +24,15 @@ const SECRET_MODELS: &[&str] = &[
 ];
 /// The companion addon's methods are towerhook's own: a snippet has no business with them.
 const ADDON_METHOD_PREFIX: &str = "towerhook_";
+
+/// Whose rights a snippet's call carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallsAs {
+    /// The service user: authenticators (the module runs them with sudo).
+    ServiceUser,
+    /// The webhook's "Run as User".
+    User(i64),
+}
 
 pub struct SnippetCalls {
     runtime: Handle,
@@ -50,8 +58,7 @@ impl SnippetCalls {
     /// Odoo's answer to a snippet's call, or `(exception name, message)`.
     pub async fn execute(
         self: Arc<Self>,
-        kind: SnippetKind,
-        run_as_uid: i64,
+        calls_as: CallsAs,
         call: Call,
     ) -> Result<Value, (String, String)> {
         if let Some(reason) = refusal(&call) {
@@ -59,7 +66,7 @@ impl SnippetCalls {
         }
         let limit = self.call_timeout;
         let answer = tokio::time::timeout(limit, async {
-            let session = self.session(kind, run_as_uid).await?;
+            let session = self.session(calls_as).await?;
             let client = self.run_as.link().client().await?;
             Ok::<_, RunAsError>(client.execute_as(&session, &call).await?)
         })
@@ -72,27 +79,19 @@ impl SnippetCalls {
     }
 
     /// `(uid, login)` of the user whose rights the snippet's calls carry.
-    pub async fn user(
-        self: Arc<Self>,
-        kind: SnippetKind,
-        run_as_uid: i64,
-    ) -> Result<(i64, String), String> {
+    pub async fn user(self: Arc<Self>, calls_as: CallsAs) -> Result<(i64, String), String> {
         let limit = self.call_timeout;
-        match tokio::time::timeout(limit, self.session(kind, run_as_uid)).await {
+        match tokio::time::timeout(limit, self.session(calls_as)).await {
             Ok(Ok(session)) => Ok((session.uid, session.login)),
             Ok(Err(error)) => Err(describe(&error).1),
             Err(_) => Err(unreachable(limit).1),
         }
     }
 
-    async fn session(
-        &self,
-        kind: SnippetKind,
-        run_as_uid: i64,
-    ) -> Result<super::Session, RunAsError> {
-        match kind {
-            SnippetKind::Authenticator => self.run_as.service().await,
-            SnippetKind::Webhook => self.run_as.session(run_as_uid).await,
+    async fn session(&self, calls_as: CallsAs) -> Result<super::Session, RunAsError> {
+        match calls_as {
+            CallsAs::ServiceUser => self.run_as.service().await,
+            CallsAs::User(uid) => self.run_as.session(uid).await,
         }
     }
 }

@@ -7,30 +7,7 @@ use serde_json::{Map, Value};
 
 use super::error::{OdooError, excerpt};
 
-/// How towerhook talks to Odoo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// JSON-2 on Odoo 19 and later, JSON-RPC before.
-    Auto,
-    /// `/jsonrpc` (Odoo 8–19).
-    JsonRpc,
-    /// `/xmlrpc/2/common` and `/xmlrpc/2/object`.
-    XmlRpc,
-    /// `/json/2/<model>/<method>` with a bearer API key (Odoo 19+).
-    Json2,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Auto => "auto",
-            Protocol::JsonRpc => "jsonrpc",
-            Protocol::XmlRpc => "xmlrpc",
-            Protocol::Json2 => "json2",
-        }
-    }
-}
+pub use crate::configuration::Protocol;
 
 /// Who logs in.
 #[derive(Debug, Clone)]

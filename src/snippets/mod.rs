@@ -26,7 +26,6 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::calls::request::RequestHeaders;
 use crate::definitions::{Snippet, SnippetKind, Webhook};
 use crate::odoo::SnippetCalls;
 pub use protocol::{CallContext, Outcome, ShapedResponse, Verdict, WorkerConfig, WorkerLimits};
@@ -144,7 +143,7 @@ impl Pool {
     pub async fn call(
         &self,
         webhook: Arc<Webhook>,
-        headers: &RequestHeaders,
+        headers: Vec<(String, String)>,
         raw_data: Bytes,
         payload: &Value,
         context: protocol::CallContext,
@@ -155,10 +154,7 @@ impl Pool {
         }
         let work = CallWork {
             webhook,
-            headers: headers
-                .iter()
-                .map(|(name, value)| (name.to_string(), value.to_string()))
-                .collect(),
+            headers,
             raw_data,
             payload: payload.to_string(),
             context,

@@ -27,7 +27,7 @@ use super::protocol::{
 use super::shm::{Slots, monotonic_nanos};
 use super::{CallWork, Command, PoolError, PoolSettings, PoolStatus};
 use crate::definitions::Snippet;
-use crate::odoo::{SnippetCalls, call_from};
+use crate::odoo::{CallsAs, SnippetCalls, call_from};
 
 /// How often deadlines are looked at.
 const WATCHDOG_TICK: Duration = Duration::from_millis(25);
@@ -548,6 +548,15 @@ fn received(current: &mut State, id: u64, message: FromWorker) -> bool {
     false
 }
 
+/// Authenticators run with the service user's rights (the module runs them with sudo),
+/// webhook code with its "Run as User"'s.
+fn calls_as(kind: Kind, user_id: i64) -> CallsAs {
+    match kind {
+        Kind::Authenticator => CallsAs::ServiceUser,
+        Kind::Webhook => CallsAs::User(user_id),
+    }
+}
+
 async fn answer_odoo(odoo: Arc<SnippetCalls>, user_id: i64, ask: OdooAsk) -> OdooAnswer {
     match ask {
         OdooAsk::Execute {
@@ -560,12 +569,12 @@ async fn answer_odoo(odoo: Arc<SnippetCalls>, user_id: i64, ask: OdooAsk) -> Odo
         } => {
             let parse = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
             let call = call_from(model, method, ids, parse(&args), parse(&kwargs));
-            match odoo.execute(kind, user_id, call).await {
+            match odoo.execute(calls_as(kind, user_id), call).await {
                 Ok(value) => OdooAnswer::Value(value.to_string()),
                 Err((name, message)) => OdooAnswer::Error { name, message },
             }
         }
-        OdooAsk::User { kind } => match odoo.user(kind, user_id).await {
+        OdooAsk::User { kind } => match odoo.user(calls_as(kind, user_id)).await {
             Ok((uid, login)) => OdooAnswer::User(uid, login),
             Err(message) => OdooAnswer::Error {
                 name: "towerhook.RunAsUnavailable".into(),

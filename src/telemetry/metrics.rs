@@ -171,22 +171,3 @@ impl Default for Metrics {
         Self::new()
     }
 }
-
-impl crate::odoo::RpcObserver for Metrics {
-    fn observe(
-        &self,
-        call: &crate::odoo::Call,
-        took: Duration,
-        error: Option<&crate::odoo::OdooError>,
-    ) {
-        let error = error.map(|error| match error {
-            crate::odoo::OdooError::Server(server) => server.short_name().to_string(),
-            crate::odoo::OdooError::Unreachable { .. } => "Unreachable".to_string(),
-            crate::odoo::OdooError::Status { status, .. } => format!("HTTP{status}"),
-            crate::odoo::OdooError::LoginRefused { .. } => "LoginRefused".to_string(),
-            crate::odoo::OdooError::Protocol { .. } => "Protocol".to_string(),
-            crate::odoo::OdooError::Unsupported(_) => "Unsupported".to_string(),
-        });
-        self.observe_rpc(&call.method, took, error.as_deref());
-    }
-}

@@ -13,8 +13,8 @@ use std::sync::Once;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 use tempfile::TempDir;
-use towerhook::app::Application;
 use towerhook::configuration::Settings;
+use towerhook::http::server::Application;
 
 pub struct TestApp {
     pub port: u16,
