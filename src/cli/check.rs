@@ -61,7 +61,7 @@ pub async fn run(settings: &Settings) -> Report {
     report.line(format!("log store: {}", store.display()));
     if let Err(error) = LogStore::open(
         &store,
-        &crate::logs::store::StoreOptions::from_settings(&settings),
+        &crate::logs::store::StoreOptions::from_settings(settings),
     ) {
         report.problem(format!(
             "{error}: make data_dir ({}) a writable directory",
@@ -158,7 +158,7 @@ async fn check_snippets(settings: &Settings, registry: &Registry, report: &mut R
 }
 
 async fn check_odoo(settings: &Settings, report: &mut Report) -> Option<Registry> {
-    let Some(client_settings) = crate::odoo::ClientSettings::from_settings(&settings) else {
+    let Some(client_settings) = crate::odoo::ClientSettings::from_settings(settings) else {
         report.problem("source = \"odoo\" needs odoo_url, odoo_db, odoo_login and odoo_api_key");
         return None;
     };

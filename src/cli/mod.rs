@@ -399,7 +399,7 @@ where
     F: FnOnce(crate::odoo::OdooClient) -> Fut,
     Fut: std::future::Future<Output = Result<String, String>>,
 {
-    let Some(client_settings) = crate::odoo::ClientSettings::from_settings(&settings) else {
+    let Some(client_settings) = crate::odoo::ClientSettings::from_settings(settings) else {
         eprintln!(
             "towerhook: this command needs Odoo: set odoo_url, odoo_db, odoo_login and odoo_api_key"
         );

@@ -4,5 +4,6 @@
 
 pub mod geoip;
 pub mod record;
+pub mod schema;
 pub mod shipper;
 pub mod store;

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::configuration::{Settings, SyncMode};
+use crate::logs::record::LogRecord;
 use crate::logs::store::{OutboxGauge, open_connection};
 use crate::odoo::{Call, ErrorKind, OdooClient, OdooError, OdooLink};
 
@@ -154,24 +155,7 @@ enum LogWriter {
 #[derive(Debug, Clone)]
 struct Pending {
     id: i64,
-    request_id: String,
-    create_date: String,
-    webhook_id: Option<i64>,
-    webhook_reference: Option<String>,
-    endpoint: String,
-    authenticator_id: Option<i64>,
-    authenticator_reference: Option<String>,
-    request_method: String,
-    request_headers: Option<String>,
-    request_payload: Option<String>,
-    authentication_status: String,
-    code_status: String,
-    http_status: Option<i64>,
-    result_message: Option<String>,
-    error_message: Option<String>,
-    user_id: Option<i64>,
-    ip_address: Option<String>,
-    country_code: Option<String>,
+    record: LogRecord,
     size: i64,
 }
 
@@ -246,36 +230,16 @@ fn next_batch(
     batch_size: usize,
     batch_age: Duration,
 ) -> rusqlite::Result<Option<Vec<Pending>>> {
-    let mut query = connection.prepare_cached(
-        "SELECT id, request_id, create_date, webhook_id, webhook_reference, endpoint,
-            authenticator_id, authenticator_reference, request_method, request_headers,
-            request_payload, authentication_status, code_status, http_status,
-            result_message, error_message, user_id, ip_address, country_code, size
-         FROM webhook_log WHERE ship_state = 'pending' ORDER BY id LIMIT ?1",
-    )?;
+    let mut query = connection.prepare_cached(&format!(
+        "SELECT id, size, {} FROM webhook_log WHERE ship_state = 'pending' ORDER BY id LIMIT ?1",
+        super::schema::record_column_list()
+    ))?;
     let batch: Vec<Pending> = query
         .query_map([batch_size as i64], |row| {
             Ok(Pending {
                 id: row.get(0)?,
-                request_id: row.get(1)?,
-                create_date: row.get(2)?,
-                webhook_id: row.get(3)?,
-                webhook_reference: row.get(4)?,
-                endpoint: row.get(5)?,
-                authenticator_id: row.get(6)?,
-                authenticator_reference: row.get(7)?,
-                request_method: row.get(8)?,
-                request_headers: row.get(9)?,
-                request_payload: row.get(10)?,
-                authentication_status: row.get(11)?,
-                code_status: row.get(12)?,
-                http_status: row.get(13)?,
-                result_message: row.get(14)?,
-                error_message: row.get(15)?,
-                user_id: row.get(16)?,
-                ip_address: row.get(17)?,
-                country_code: row.get(18)?,
-                size: row.get(19)?,
+                size: row.get(1)?,
+                record: super::schema::record(row, 2)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -283,7 +247,7 @@ fn next_batch(
         return Ok(None);
     }
     let full = batch.len() >= batch_size;
-    let old_enough = age(&batch[0].create_date) >= batch_age;
+    let old_enough = age(&batch[0].record.create_date) >= batch_age;
     Ok((full || old_enough).then_some(batch))
 }
 
@@ -335,7 +299,7 @@ impl Shipper {
                         log::warn!(
                             "outbox: log of call {} created without its webhook, authenticator \
                              and user references ({})",
-                            record.request_id,
+                            record.record.request_id,
                             last.as_ref().map(ToString::to_string).unwrap_or_default()
                         );
                     }
@@ -350,9 +314,9 @@ impl Shipper {
         log::error!(
             "outbox: Odoo refuses the log of call {} ({} {}): {error}; kept as a dead letter \
              (towerhook outbox list / retry)",
-            record.request_id,
-            record.request_method,
-            record.endpoint
+            record.record.request_id,
+            record.record.request_method,
+            record.record.endpoint
         );
         let (id, gauge) = (record.id, Arc::clone(&self.gauge));
         let size = record.size.max(0) as u64;
@@ -436,10 +400,11 @@ impl Shipper {
     async fn values(
         &mut self,
         client: &OdooClient,
-        record: &Pending,
+        pending: &Pending,
         writer: LogWriter,
         with_references: bool,
     ) -> Result<Value, OdooError> {
+        let record = &pending.record;
         let text = |value: &Option<String>| value.clone().map_or(Value::Bool(false), Value::String);
         let mut values = Map::new();
         let (webhook, authenticator, user) = if with_references {
@@ -472,7 +437,7 @@ impl Shipper {
         values.insert("endpoint".into(), json!(record.endpoint));
         values.insert("authenticator_id".into(), id_or_false(authenticator));
         values.insert("request_method".into(), json!(record.request_method));
-        values.insert("request_headers".into(), text(&record.request_headers));
+        values.insert("request_headers".into(), json!(record.request_headers));
         values.insert("request_payload".into(), text(&record.request_payload));
         values.insert(
             "authentication_status".into(),

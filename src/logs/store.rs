@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use crate::configuration::SyncMode;
@@ -32,41 +32,6 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often an idle writer looks at its chores (pruning, a changed retention).
 const IDLE_TICK: Duration = Duration::from_secs(1);
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS webhook_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id TEXT NOT NULL,
-    create_date TEXT NOT NULL,
-    webhook_id INTEGER,
-    webhook_reference TEXT,
-    endpoint TEXT NOT NULL,
-    authenticator_id INTEGER,
-    authenticator_reference TEXT,
-    request_method TEXT NOT NULL CHECK (request_method IN ('get', 'post')),
-    request_headers TEXT,
-    request_payload TEXT,
-    authentication_status TEXT NOT NULL
-        CHECK (authentication_status IN ('success', 'failed', 'not_required')),
-    code_status TEXT NOT NULL CHECK (code_status IN ('success', 'failed', 'skipped')),
-    http_status INTEGER,
-    result_message TEXT,
-    error_message TEXT,
-    user_id INTEGER,
-    ip_address TEXT,
-    country_code TEXT,
-    ship_state TEXT NOT NULL DEFAULT 'local'
-        CHECK (ship_state IN ('local', 'pending', 'shipped', 'dead')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TEXT,
-    last_error TEXT,
-    odoo_id INTEGER,
-    shipped_at TEXT,
-    size INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS webhook_log_create_date ON webhook_log (create_date);
-CREATE INDEX IF NOT EXISTS webhook_log_ship_state ON webhook_log (ship_state, id);
-";
 
 /// How the store is used.
 #[derive(Debug, Clone)]
@@ -335,7 +300,7 @@ pub(crate) fn open_connection(path: &Path, sync: SyncMode) -> rusqlite::Result<C
             SyncMode::Normal => "NORMAL",
         },
     )?;
-    connection.execute_batch(SCHEMA)?;
+    super::schema::create(&connection)?;
     Ok(connection)
 }
 
@@ -491,41 +456,15 @@ fn insert_all<'a>(
     let transaction = connection.transaction()?;
     let mut bytes = 0;
     {
-        let mut insert = transaction.prepare_cached(
-            "INSERT INTO webhook_log (request_id, create_date, webhook_id, webhook_reference,
-                endpoint, authenticator_id, authenticator_reference, request_method,
-                request_headers, request_payload, authentication_status, code_status,
-                http_status, result_message, error_message, user_id, ip_address, country_code,
-                ship_state, size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18, ?19, ?20)",
-        )?;
+        let mut insert = transaction.prepare_cached(super::schema::insert_statement())?;
         for r in records {
             let size = r.size() as u64;
             bytes += size;
             let size = size as i64;
-            insert.execute(params![
-                r.request_id,
-                r.create_date,
-                r.webhook_id,
-                r.webhook_reference,
-                r.endpoint,
-                r.authenticator_id,
-                r.authenticator_reference,
-                r.request_method.as_str(),
-                r.request_headers,
-                r.request_payload,
-                r.authentication_status.as_str(),
-                r.code_status.as_str(),
-                r.http_status,
-                r.result_message,
-                r.error_message,
-                r.user_id,
-                r.ip_address,
-                r.country_code,
-                state,
-                size,
-            ])?;
+            let mut values = super::schema::values(r);
+            values.push(&state);
+            values.push(&size);
+            insert.execute(values.as_slice())?;
         }
     }
     transaction.commit()?;

@@ -20,7 +20,7 @@ pub async fn run(
     admin_login: &str,
     admin_secret: &str,
 ) -> Result<Vec<String>, String> {
-    let service: ClientSettings = crate::odoo::ClientSettings::from_settings(&settings)
+    let service: ClientSettings = crate::odoo::ClientSettings::from_settings(settings)
         .ok_or("odoo-setup needs odoo_url, odoo_db, odoo_login and odoo_api_key")?;
     let admin_settings = ClientSettings {
         login: admin_login.to_string(),

@@ -129,36 +129,26 @@ pub struct LogRow {
 
 pub fn read_logs(path: &Path) -> Vec<LogRow> {
     let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let mut query = connection
-        .prepare(
-            "SELECT webhook_reference, endpoint, authenticator_reference, request_method,
-                    request_headers, request_payload, authentication_status, code_status,
-                    http_status, result_message, error_message, user_id, ip_address
-             FROM webhook_log ORDER BY id",
-        )
-        .unwrap();
-    query
-        .query_map([], |row| {
-            let headers: String = row.get(4)?;
-            let payload: Option<String> = row.get(5)?;
-            Ok(LogRow {
-                webhook_reference: row.get(0)?,
-                endpoint: row.get(1)?,
-                authenticator_reference: row.get(2)?,
-                request_method: row.get(3)?,
-                request_headers: serde_json::from_str(&headers).unwrap(),
-                request_payload: payload.map(|p| serde_json::from_str(&p).unwrap()),
-                authentication_status: row.get(6)?,
-                code_status: row.get(7)?,
-                http_status: row.get(8)?,
-                result_message: row.get(9)?,
-                error_message: row.get(10)?,
-                user_id: row.get(11)?,
-                ip_address: row.get(12)?,
-            })
-        })
+    towerhook::logs::schema::read_all(&connection)
         .unwrap()
-        .map(Result::unwrap)
+        .into_iter()
+        .map(|record| LogRow {
+            webhook_reference: record.webhook_reference,
+            endpoint: record.endpoint,
+            authenticator_reference: record.authenticator_reference,
+            request_method: record.request_method.as_str().to_string(),
+            request_headers: serde_json::from_str(&record.request_headers).unwrap(),
+            request_payload: record
+                .request_payload
+                .map(|payload| serde_json::from_str(&payload).unwrap()),
+            authentication_status: record.authentication_status.as_str().to_string(),
+            code_status: record.code_status.as_str().to_string(),
+            http_status: i64::from(record.http_status),
+            result_message: record.result_message,
+            error_message: record.error_message,
+            user_id: record.user_id,
+            ip_address: record.ip_address,
+        })
         .collect()
 }
 
