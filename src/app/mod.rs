@@ -28,12 +28,18 @@ pub enum StartupError {
     Definitions(#[from] LoadError),
     #[error(transparent)]
     LogStore(#[from] StoreError),
-    #[error("{0}")]
-    Python(String),
+    #[error("cannot start the Odoo runtime: {0}")]
+    OdooRuntime(#[source] std::io::Error),
+    #[error("cannot tell where the towerhook binary is (set worker_program): {0}")]
+    Program(#[source] std::io::Error),
+    #[error("cannot start the snippet workers: {0}")]
+    Snippets(#[source] std::io::Error),
+    #[error("no snippet worker started: {0}")]
+    NoWorker(String),
     #[error(transparent)]
     Shipper(#[from] shipper::ShipperError),
-    #[error("{0}")]
-    GeoIp(String),
+    #[error(transparent)]
+    GeoIp(#[from] crate::logs::geoip::GeoIpError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -74,9 +80,7 @@ impl Services {
         let odoo = crate::odoo::ClientSettings::from_settings(&settings)
             .map(|client| Arc::new(OdooLink::new(client, Some(Arc::clone(&observer)))));
         let odoo_runtime = match &odoo {
-            Some(_) => Some(OdooRuntime::start().map_err(|e| {
-                StartupError::Python(format!("cannot start the Odoo runtime: {e}"))
-            })?),
+            Some(_) => Some(OdooRuntime::start().map_err(StartupError::OdooRuntime)?),
             None => None,
         };
         let odoo_handle = odoo_runtime.as_ref().map(OdooRuntime::handle);
@@ -103,11 +107,11 @@ impl Services {
             ))
         });
         let pool = Pool::start(pool_settings(&settings)?, snippet_calls)
-            .map_err(|e| StartupError::Python(format!("cannot start the snippet workers: {e}")))?;
+            .map_err(StartupError::Snippets)?;
         let python = pool
             .ready(WORKER_START_LIMIT)
             .await
-            .map_err(|e| StartupError::Python(format!("no snippet worker started: {e}")))?;
+            .map_err(StartupError::NoWorker)?;
         log::info!(
             "python {python} ready: {} snippet worker(s) of {} thread(s), queue {}",
             pool_settings(&settings)?.workers,
@@ -128,7 +132,7 @@ impl Services {
             _ => None,
         };
         let geoip = match &settings.geoip_database {
-            Some(path) => Some(GeoIp::open(path).map_err(StartupError::GeoIp)?),
+            Some(path) => Some(GeoIp::open(path)?),
             None => None,
         };
         let redacted_headers = settings
@@ -187,9 +191,7 @@ const WORKER_START_LIMIT: std::time::Duration = std::time::Duration::from_secs(3
 pub fn pool_settings(settings: &Settings) -> Result<PoolSettings, StartupError> {
     let program = match &settings.worker_program {
         Some(program) => program.clone(),
-        None => std::env::current_exe().map_err(|e| {
-            StartupError::Python(format!("cannot tell where the towerhook binary is: {e}"))
-        })?,
+        None => std::env::current_exe().map_err(StartupError::Program)?,
     };
     let workers = match settings.python_workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),

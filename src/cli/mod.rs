@@ -5,6 +5,7 @@ pub mod check;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::configuration::{LogFormat, Settings};
@@ -122,14 +123,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Outbox { action } => outbox(&settings, action),
         Command::Run(request) => run_one(settings, request),
         Command::Export { to } => with_odoo(&settings, |client| async move {
-            crate::definitions::roundtrip::export(&client, &to)
-                .await
-                .map(|report| report.to_string())
+            let report = crate::definitions::roundtrip::export(&client, &to).await?;
+            Ok(report.to_string())
         }),
         Command::Import { dir, apply } => with_odoo(&settings, |client| async move {
-            crate::definitions::roundtrip::import(&client, &dir, apply)
-                .await
-                .map(|plan| plan.to_string())
+            let plan = crate::definitions::roundtrip::import(&client, &dir, apply).await?;
+            Ok(plan.to_string())
         }),
         Command::OdooSetup {
             admin_login,
@@ -397,35 +396,27 @@ fn run_one(mut settings: Settings, request: RunArgs) -> ExitCode {
 fn with_odoo<F, Fut>(settings: &Settings, job: F) -> ExitCode
 where
     F: FnOnce(crate::odoo::OdooClient) -> Fut,
-    Fut: std::future::Future<Output = Result<String, String>>,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
 {
-    let Some(client_settings) = crate::odoo::ClientSettings::from_settings(settings) else {
-        eprintln!(
-            "towerhook: this command needs Odoo: set odoo_url, odoo_db, odoo_login and odoo_api_key"
-        );
-        return ExitCode::FAILURE;
-    };
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    runtime.block_on(async {
-        let client = match crate::odoo::OdooClient::connect(&client_settings).await {
-            Ok(client) => client,
-            Err(error) => {
-                eprintln!("towerhook: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match job(client).await {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("towerhook: {error}");
-                ExitCode::FAILURE
-            }
+    let outcome = runtime.block_on(async {
+        let client_settings = crate::odoo::ClientSettings::from_settings(settings).context(
+            "this command needs Odoo: set odoo_url, odoo_db, odoo_login and odoo_api_key",
+        )?;
+        let client = crate::odoo::OdooClient::connect(&client_settings).await?;
+        job(client).await
+    });
+    match outcome {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
         }
-    })
+        Err(error) => {
+            eprintln!("towerhook: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

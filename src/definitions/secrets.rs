@@ -6,7 +6,7 @@
 //! the definitions directory, so definitions can live in git without their secrets.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -57,33 +57,56 @@ pub use crate::configuration::SECRET_ENV_PREFIX as ENV_PREFIX;
 /// unrelated text and reveal little.
 const MIN_MASKED_LEN: usize = 4;
 
+/// What is wrong with the secrets file.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsFileError {
+    #[error(
+        "secrets file {} is inside the definitions directory {}: keep secret values out of \
+         the definitions (they are meant to be shared, e.g. in git)",
+        file.display(),
+        dir.display()
+    )]
+    InsideDefinitions { file: PathBuf, dir: PathBuf },
+    #[error("secrets file {}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("secrets file {}: expected a mapping `reference: value`: {message}", file.display())]
+    NotAMapping { file: PathBuf, message: String },
+    #[error("secrets file {}: the value of {reference:?} must be text, not {value}", file.display())]
+    NotText {
+        file: PathBuf,
+        reference: String,
+        value: Value,
+    },
+}
+
 /// Reads the secrets file (a YAML mapping `reference: value`) and the environment.
 /// Variables win over the file.
 pub fn load_local(
     file: Option<&Path>,
     definitions_dir: &Path,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<SecretValues, String> {
+) -> Result<SecretValues, SecretsFileError> {
     let mut secrets = BTreeMap::new();
     if let Some(file) = file {
         if is_inside(file, definitions_dir) {
-            return Err(format!(
-                "secrets file {} is inside the definitions directory {}: keep secret values \
-                 out of the definitions (they are meant to be shared, e.g. in git)",
-                file.display(),
-                definitions_dir.display()
-            ));
+            return Err(SecretsFileError::InsideDefinitions {
+                file: file.to_path_buf(),
+                dir: definitions_dir.to_path_buf(),
+            });
         }
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("secrets file {}: {e}", file.display()))?;
+        let text = std::fs::read_to_string(file).map_err(|source| SecretsFileError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
         let parsed: BTreeMap<String, Value> = if text.trim().is_empty() {
             BTreeMap::new()
         } else {
-            serde_saphyr::from_str(&text).map_err(|e| {
-                format!(
-                    "secrets file {}: expected a mapping `reference: value`: {e}",
-                    file.display()
-                )
+            serde_saphyr::from_str(&text).map_err(|e| SecretsFileError::NotAMapping {
+                file: file.to_path_buf(),
+                message: e.to_string(),
             })?
         };
         for (reference, value) in parsed {
@@ -92,11 +115,12 @@ pub fn load_local(
                 Value::Number(number) => number.to_string(),
                 Value::Bool(flag) => if flag { "True" } else { "False" }.to_string(),
                 Value::Null => continue,
-                other => {
-                    return Err(format!(
-                        "secrets file {}: the value of {reference:?} must be text, not {other}",
-                        file.display()
-                    ));
+                value => {
+                    return Err(SecretsFileError::NotText {
+                        file: file.to_path_buf(),
+                        reference,
+                        value,
+                    });
                 }
             };
             secrets.insert(reference, Some(value));
@@ -222,7 +246,9 @@ mod tests {
         std::fs::write(&file, "a: b\n").unwrap();
         let error = load_local(Some(&file), dir.path(), []).unwrap_err();
         assert!(
-            error.contains("inside the definitions directory"),
+            error
+                .to_string()
+                .contains("inside the definitions directory"),
             "{error}"
         );
     }

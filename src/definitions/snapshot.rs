@@ -45,9 +45,9 @@ impl SnapshotStore {
         Ok(connection)
     }
 
-    pub fn save(&self, snapshot: &Snapshot, origin: &str) -> Result<(), String> {
-        let body = serde_json::to_string(snapshot).map_err(|e| e.to_string())?;
-        let connection = self.connect().map_err(|e| e.to_string())?;
+    pub fn save(&self, snapshot: &Snapshot, origin: &str) -> Result<(), SnapshotError> {
+        let body = serde_json::to_string(snapshot)?;
+        let connection = self.connect()?;
         connection
             .execute(
                 "INSERT INTO definitions_snapshot (id, saved_at, origin, body) VALUES (1, ?1, ?2, ?3)
@@ -55,24 +55,22 @@ impl SnapshotStore {
                 params![chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string(), origin, body],
             )
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(SnapshotError::from)
     }
 
     /// The saved snapshot of `origin`, if any. A snapshot of another Odoo is not used.
-    pub fn load(&self, origin: &str) -> Result<Option<SavedSnapshot>, String> {
-        let connection = self.connect().map_err(|e| e.to_string())?;
+    pub fn load(&self, origin: &str) -> Result<Option<SavedSnapshot>, SnapshotError> {
+        let connection = self.connect()?;
         let row: Option<(String, String, String)> = connection
             .query_row(
                 "SELECT saved_at, origin, body FROM definitions_snapshot WHERE id = 1",
                 [],
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
-            .optional()
-            .map_err(|e| e.to_string())?;
+            .optional()?;
         match row {
             Some((saved_at, saved_origin, body)) if saved_origin == origin => {
-                let snapshot = serde_json::from_str(&body)
-                    .map_err(|e| format!("the saved snapshot cannot be read: {e}"))?;
+                let snapshot = serde_json::from_str(&body)?;
                 Ok(Some(SavedSnapshot {
                     snapshot,
                     saved_at,
@@ -82,4 +80,13 @@ impl SnapshotStore {
             _ => Ok(None),
         }
     }
+}
+
+/// Why the snapshot could not be kept or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("the snapshot store: {0}")]
+    Store(#[from] rusqlite::Error),
+    #[error("the snapshot cannot be written or read: {0}")]
+    Body(#[from] serde_json::Error),
 }

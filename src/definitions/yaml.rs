@@ -728,7 +728,7 @@ pub fn local_secrets(
         &settings.yaml_dir,
         std::env::vars(),
     )
-    .map_err(|message| {
+    .map_err(|error| {
         LoadError(vec![Problem {
             file: settings
                 .secrets_file
@@ -736,7 +736,7 @@ pub fn local_secrets(
                 .unwrap_or_else(|| settings.yaml_dir.clone()),
             record: None,
             field: None,
-            message,
+            message: error.to_string(),
         }])
     })
 }

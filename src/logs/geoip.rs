@@ -10,11 +10,22 @@ pub struct GeoIp {
     reader: maxminddb::Reader<Vec<u8>>,
 }
 
+/// The database cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("GeoIP database {}: {source}", path.display())]
+pub struct GeoIpError {
+    path: std::path::PathBuf,
+    source: maxminddb::MaxMindDbError,
+}
+
 impl GeoIp {
-    pub fn open(path: &Path) -> Result<Self, String> {
+    pub fn open(path: &Path) -> Result<Self, GeoIpError> {
         maxminddb::Reader::open_readfile(path)
             .map(|reader| Self { reader })
-            .map_err(|e| format!("GeoIP database {}: {e}", path.display()))
+            .map_err(|source| GeoIpError {
+                path: path.to_path_buf(),
+                source,
+            })
     }
 
     /// ISO 3166 code of the country, or of the country where the network is registered.
