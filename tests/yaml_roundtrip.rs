@@ -683,7 +683,8 @@ async fn import_errors_name_the_record_and_what_was_done() {
     target.open_webhook("simple_ep", "pass", 1).await;
     let error = roundtrip::import(&target.client, dir.path(), true)
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     let stopped = format!(
         "import stopped at create webhook {:?}: ",
         source.name("simple")
@@ -730,7 +731,8 @@ async fn import_errors_name_the_record_and_what_was_done() {
     std::fs::write(&simple, text.replace("simple_ep", "simple_ep2")).unwrap();
     let error = roundtrip::import(&target.client, dir.path(), true)
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(error.starts_with(&stopped), "{error}");
     assert!(
         error.contains("AccessError: You are not allowed to create"),
@@ -787,7 +789,8 @@ async fn a_lost_answer_to_a_create_does_not_go_unnoticed() {
         .await;
     let error = roundtrip::import(&target.client, dir.path(), true)
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         error.contains(&format!(
             "but Odoo stored it with reference {:?}",
@@ -831,7 +834,8 @@ records:
     for apply in [false, true] {
         let error = roundtrip::import(&odoo.client, dir.path(), apply)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             error.starts_with("import refused, nothing written:"),
             "{error}"
