@@ -112,7 +112,7 @@ impl Services {
             .ready(WORKER_START_LIMIT)
             .await
             .map_err(StartupError::NoWorker)?;
-        log::info!(
+        tracing::info!(
             "python {python} ready: {} snippet worker(s) of {} thread(s), queue {}",
             pool_settings(&settings)?.workers,
             settings.python_threads,
@@ -179,7 +179,7 @@ impl Services {
         self.stop.cancel();
         self.tasks.wait().await;
         if let Err(error) = self.calls.log_store.close().await {
-            log::error!("log store did not close cleanly: {error}");
+            tracing::error!("log store did not close cleanly: {error}");
         }
     }
 }

@@ -152,7 +152,7 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
         Err(PoolError::Overloaded) => {
             static SHED: LogThrottle = LogThrottle::new(10);
             if let Some(more) = SHED.report() {
-                log::warn!(
+                tracing::warn!(
                     "shedding calls with 503 (now {} {}): every snippet worker is busy and the \
                      queue is full ({more} more shed since the last line)",
                     record.request_method,
@@ -192,7 +192,7 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
         Err(PoolError::Worker(error)) => {
             // The detail is for the operator (process log, stored record), not for the
             // caller, who gets what to quote when asking about it.
-            log::error!(
+            tracing::error!(
                 "call {} to {} failed inside towerhook: {error}",
                 record.request_id,
                 record.endpoint
@@ -288,7 +288,7 @@ pub fn observe(services: &CallService, record: &LogRecord, took: std::time::Dura
         .with_label_values(&[record.code_status.as_str()])
         .inc();
     let millis = took.as_secs_f64() * 1000.0;
-    log::info!(
+    tracing::info!(
         target: "towerhook::access",
         request_id = record.request_id.as_str(),
         method = record.request_method.as_str(),
@@ -297,7 +297,7 @@ pub fn observe(services: &CallService, record: &LogRecord, took: std::time::Dura
         authentication = record.authentication_status.as_str(),
         code = record.code_status.as_str(),
         client = record.ip_address.as_deref().unwrap_or(""),
-        duration_ms = (millis * 10.0).round() / 10.0;
+        duration_ms = (millis * 10.0).round() / 10.0,
         "{} {} {} {:.1} ms",
         record.request_method.as_str().to_ascii_uppercase(),
         record.endpoint,

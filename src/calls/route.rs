@@ -11,6 +11,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use super::CallService;
+use tracing::Instrument;
+
 use crate::calls::flow::{self, BodyRejection, CallOutcome};
 use crate::calls::request::{HttpMethod, IncomingCall, RequestHeaders};
 use crate::telemetry::throttle::LogThrottle;
@@ -37,7 +39,7 @@ pub async fn call(
     if let Some(reason) = services.log_store.refuses_new_calls() {
         static REFUSALS: LogThrottle = LogThrottle::new(10);
         if let Some(more) = REFUSALS.report() {
-            log::error!(
+            tracing::error!(
                 "refusing calls with 503: {reason} ({more} more refused since the last line)"
             );
         }
@@ -57,27 +59,37 @@ pub async fn call(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let services = services.into_inner();
+    // Every line the call causes (its RPC, retries, the access line) carries its id.
+    let span = tracing::info_span!(
+        "call",
+        request_id = %request_id,
+        endpoint = %call.endpoint,
+        method = call.method.as_str()
+    );
     // The call runs to completion and is logged even if the caller hangs up meanwhile:
     // its code may already have acted.
-    let task = actix_web::rt::spawn(async move {
-        let _in_flight = services.in_flight.enter();
-        let started = Instant::now();
-        let limit = services.rules.max_body_bytes;
-        let timeout = services.rules.body_timeout;
-        let mut outcome = match read_body(body, declared_length, limit, timeout).await {
-            Ok(bytes) => flow::handle(&services, call, bytes).await,
-            Err(rejection) => flow::reject(&services, call, &rejection),
-        };
-        let record = std::mem::take(&mut outcome.record);
-        flow::observe(&services, &record, started.elapsed());
-        let (endpoint, status) = (record.endpoint.clone(), outcome.status);
-        if let Err(error) = services.log_store.append(record).await {
-            log::error!(
-                "call to {endpoint} answered {status} but its log record was not stored: {error}"
-            );
-        }
-        outcome
-    });
+    let task = actix_web::rt::spawn(Instrument::instrument(
+        async move {
+            let _in_flight = services.in_flight.enter();
+            let started = Instant::now();
+            let limit = services.rules.max_body_bytes;
+            let timeout = services.rules.body_timeout;
+            let mut outcome = match read_body(body, declared_length, limit, timeout).await {
+                Ok(bytes) => flow::handle(&services, call, bytes).await,
+                Err(rejection) => flow::reject(&services, call, &rejection),
+            };
+            let record = std::mem::take(&mut outcome.record);
+            flow::observe(&services, &record, started.elapsed());
+            let (endpoint, status) = (record.endpoint.clone(), outcome.status);
+            if let Err(error) = services.log_store.append(record).await {
+                tracing::error!(
+                    "call to {endpoint} answered {status} but its log record was not stored: {error}"
+                );
+            }
+            outcome
+        },
+        span,
+    ));
     match task.await {
         Ok(outcome) => {
             let mut response = respond(outcome);
@@ -89,7 +101,7 @@ pub async fn call(
             response
         }
         Err(error) => {
-            log::error!("webhook call {request_id} failed: {error}");
+            tracing::error!("webhook call {request_id} failed: {error}");
             json_message(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &flow::internal_error_message(&request_id),

@@ -137,25 +137,20 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// The process's own log on stderr: text or JSON lines, filtered by `RUST_LOG` (default
+/// `info`). Lines of a call carry its span: request id and endpoint. Crates that log with
+/// `log` (actix, reqwest) are bridged.
 fn init_logging(format: LogFormat) {
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    if format == LogFormat::Json {
-        builder.format(|out, record| {
-            use std::io::Write;
-            let mut line = serde_json::json!({
-                "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "level": record.level().as_str(),
-                "target": record.target(),
-                "message": record.args().to_string(),
-            });
-            // Structured fields (request id, status, ...) become JSON fields.
-            let mut fields = JsonFields(&mut line);
-            let _ = record.key_values().visit(&mut fields);
-            writeln!(out, "{line}")
-        });
-    }
-    let _ = builder.try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+        // Event fields (request id, status, ...) at the top level, next to time and level.
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 fn serve(settings: Settings) -> ExitCode {
@@ -167,14 +162,14 @@ fn serve(settings: Settings) -> ExitCode {
         let application = match Application::build(settings).await {
             Ok(application) => application,
             Err(error) => {
-                log::error!("{error}");
+                tracing::error!("{error}");
                 return ExitCode::FAILURE;
             }
         };
         match application.run_until_stopped().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                log::error!("server stopped: {error}");
+                tracing::error!("server stopped: {error}");
                 ExitCode::FAILURE
             }
         }
@@ -275,28 +270,6 @@ fn odoo_setup(settings: &Settings, admin_login: &str, admin_secret: &str) -> Exi
             eprintln!("towerhook: odoo-setup failed: {error}");
             ExitCode::FAILURE
         }
-    }
-}
-
-struct JsonFields<'a>(&'a mut serde_json::Value);
-
-impl<'kvs> log::kv::VisitSource<'kvs> for JsonFields<'_> {
-    fn visit_pair(
-        &mut self,
-        key: log::kv::Key<'kvs>,
-        value: log::kv::Value<'kvs>,
-    ) -> Result<(), log::kv::Error> {
-        let value = if let Some(number) = value.to_i64() {
-            serde_json::Value::from(number)
-        } else if let Some(number) = value.to_u64() {
-            serde_json::Value::from(number)
-        } else if let Some(number) = value.to_f64() {
-            serde_json::Value::from(number)
-        } else {
-            serde_json::Value::String(value.to_string())
-        };
-        self.0[key.as_str()] = value;
-        Ok(())
     }
 }
 

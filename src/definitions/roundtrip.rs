@@ -707,7 +707,7 @@ async fn perform(
                     // a duplicate endpoint): the record is there all the same.
                     Err(error) => match find_by_reference(client, model, &reference).await {
                         Some(id) => {
-                            log::warn!(
+                            tracing::warn!(
                                 "{}: Odoo answered {error}, but the record exists (id {id})",
                                 step.action
                             );

@@ -253,7 +253,7 @@ impl OdooSource {
         if changed || !self.registry.is_loaded() || self.serving_snapshot.is_some() {
             let (registry, problems) = build_registry(self.mirror.snapshot(), &self.secrets);
             for problem in &problems {
-                log::warn!("definition not served: {problem}");
+                tracing::warn!("definition not served: {problem}");
             }
             if self
                 .addon
@@ -261,7 +261,7 @@ impl OdooSource {
                 .is_some_and(|(_, state)| *state != AddonState::Ready)
                 && registry.uses_secrets()
             {
-                log::warn!(
+                tracing::warn!(
                     "some snippets use secrets: {}",
                     self.addon
                         .as_ref()
@@ -276,9 +276,9 @@ impl OdooSource {
                 .snapshots
                 .save(self.mirror.snapshot(), &self.link.origin())
             {
-                log::warn!("cannot cache the definitions snapshot: {error}");
+                tracing::warn!("cannot cache the definitions snapshot: {error}");
             }
-            log::info!("definitions from Odoo installed: {count} webhook(s)");
+            tracing::info!("definitions from Odoo installed: {count} webhook(s)");
         } else {
             self.registry.set_stale(None);
         }
@@ -294,11 +294,13 @@ impl OdooSource {
                 let state = match companion::probe(client).await {
                     Ok(state) => state,
                     Err(error) => {
-                        log::warn!("cannot tell whether the companion addon is installed: {error}");
+                        tracing::warn!(
+                            "cannot tell whether the companion addon is installed: {error}"
+                        );
                         return Arc::clone(&self.secrets);
                     }
                 };
-                log::info!("{}", state.explain(&self.link.settings().login));
+                tracing::info!("{}", state.explain(&self.link.settings().login));
                 self.addon = Some((Arc::clone(client), state.clone()));
                 state
             }
@@ -312,7 +314,9 @@ impl OdooSource {
         match companion::secret_values(client, &webhooks, &authenticators).await {
             Ok(values) => Arc::new(values),
             Err(error) => {
-                log::warn!("cannot read secret values from Odoo: {error}; keeping the last ones");
+                tracing::warn!(
+                    "cannot read secret values from Odoo: {error}; keeping the last ones"
+                );
                 Arc::clone(&self.secrets)
             }
         }
@@ -339,9 +343,9 @@ impl OdooSource {
                     Some(0) | None => self.retention.set_days(DEFAULT_RETENTION_DAYS),
                     Some(days) => self.retention.set_days(days),
                 }
-                log::info!("log retention from Odoo: {} days", self.retention.days());
+                tracing::info!("log retention from Odoo: {} days", self.retention.days());
             }
-            Err(error) => log::info!(
+            Err(error) => tracing::info!(
                 "cannot read {RETENTION_PARAMETER} from Odoo ({error}); keeping retention_days \
                  = {}",
                 self.retention.days()
@@ -359,7 +363,7 @@ impl OdooSource {
                     self.link.origin(),
                     saved.saved_at
                 );
-                log::info!("{stale}");
+                tracing::info!("{stale}");
                 self.registry.install(registry, Some(stale));
                 self.mirror = Mirror::from_snapshot(saved.snapshot);
                 self.serving_snapshot = Some(saved.saved_at);
@@ -367,7 +371,7 @@ impl OdooSource {
             }
             Ok(None) => false,
             Err(error) => {
-                log::warn!("the cached definitions snapshot is unreadable: {error}");
+                tracing::warn!("the cached definitions snapshot is unreadable: {error}");
                 false
             }
         }
@@ -380,11 +384,11 @@ impl OdooSource {
             reason.push_str(&format!("; serving the snapshot cached at {saved_at} UTC"));
         }
         if self.registry.is_loaded() {
-            log::warn!("definitions may be stale: {reason}");
+            tracing::warn!("definitions may be stale: {reason}");
             self.registry.set_stale(Some(reason));
         } else {
             let reason = format!("{reason}; no cached snapshot to serve");
-            log::error!("no definitions to serve: {reason}");
+            tracing::error!("no definitions to serve: {reason}");
             self.registry.set_not_loaded_reason(reason);
         }
     }

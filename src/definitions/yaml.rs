@@ -714,7 +714,7 @@ fn kind(value: &Value) -> &'static str {
 pub fn load_configured(settings: &Settings) -> Result<Registry, LoadError> {
     let loaded = load_dir(&settings.yaml_dir, Arc::new(local_secrets(settings)?))?;
     for warning in &loaded.warnings {
-        log::warn!("{warning}");
+        tracing::warn!("{warning}");
     }
     Ok(loaded.registry)
 }

@@ -62,8 +62,8 @@ pub async fn metrics(services: web::Data<Services>) -> HttpResponse {
                     .outbox_oldest_age_seconds
                     .set(oldest.map_or(0, |age| age.as_secs() as i64));
             }
-            Ok(Err(error)) => log::warn!("metrics: cannot read the outbox: {error}"),
-            Err(error) => log::warn!("metrics: {error}"),
+            Ok(Err(error)) => tracing::warn!("metrics: cannot read the outbox: {error}"),
+            Err(error) => tracing::warn!("metrics: {error}"),
         }
     }
     HttpResponse::Ok()

@@ -43,7 +43,7 @@ impl Application {
             server = server.workers(settings.workers);
         }
         let server = server.listen(listener).map_err(bind_error)?.run();
-        log::info!(
+        tracing::info!(
             "towerhook listening on port {port}, {} webhook(s) loaded",
             services.calls.registry.current().webhooks().len()
         );
@@ -78,13 +78,13 @@ impl Application {
         let result = tokio::select! {
             result = &mut server => result,
             signal = shutdown_signal() => {
-                log::info!("{signal}: shutting down");
+                tracing::info!("{signal}: shutting down");
                 stopper.drain().await;
                 server.await
             }
         };
         stopper.services.shutdown().await;
-        log::info!("stopped");
+        tracing::info!("stopped");
         result.map_err(std::io::Error::other)?
     }
 }
@@ -108,20 +108,20 @@ impl Stopper {
         // calls a load balancer still sends until its health check sees /readyz fail.
         let delay = Duration::from_secs_f64(settings.shutdown_delay_secs);
         if !delay.is_zero() {
-            log::info!("not ready; still accepting calls for {delay:?} (shutdown_delay_secs)");
+            tracing::info!("not ready; still accepting calls for {delay:?} (shutdown_delay_secs)");
             tokio::time::sleep(delay).await;
         }
         let deadline = tokio::time::Instant::now() + grace;
         self.handle.pause().await;
         let in_flight = self.services.calls.in_flight.count();
         if in_flight > 0 {
-            log::info!("waiting for {in_flight} call(s) in flight (grace {grace:?})");
+            tracing::info!("waiting for {in_flight} call(s) in flight (grace {grace:?})");
         }
         if tokio::time::timeout_at(deadline, self.services.calls.in_flight.idle())
             .await
             .is_err()
         {
-            log::warn!(
+            tracing::warn!(
                 "grace period over with {} call(s) still running",
                 self.services.calls.in_flight.count()
             );
@@ -148,7 +148,7 @@ async fn shutdown_signal() -> &'static str {
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
-        log::error!("cannot listen for SIGTERM/SIGINT; stop towerhook with SIGKILL");
+        tracing::error!("cannot listen for SIGTERM/SIGINT; stop towerhook with SIGKILL");
         return std::future::pending().await;
     };
     tokio::select! {

@@ -207,7 +207,7 @@ impl Shipper {
             Ok(Some(batch)) => batch,
             Ok(None) => return Some(IDLE),
             Err(error) => {
-                log::error!("outbox: cannot read pending records: {error}");
+                tracing::error!("outbox: cannot read pending records: {error}");
                 return Some(Duration::from_secs(1));
             }
         };
@@ -215,7 +215,7 @@ impl Shipper {
             Ok(()) => {
                 self.delay = FIRST_RETRY;
                 if self.status.set_problem(None) {
-                    log::info!("outbox: shipping to Odoo again");
+                    tracing::info!("outbox: shipping to Odoo again");
                 }
                 None
             }
@@ -296,7 +296,7 @@ impl Shipper {
             match self.create(client, writer, vec![values]).await {
                 Ok(ids) => {
                     if !with_references {
-                        log::warn!(
+                        tracing::warn!(
                             "outbox: log of call {} created without its webhook, authenticator \
                              and user references ({})",
                             record.record.request_id,
@@ -311,7 +311,7 @@ impl Shipper {
             }
         }
         let error = last.map(|e| e.to_string()).unwrap_or_default();
-        log::error!(
+        tracing::error!(
             "outbox: Odoo refuses the log of call {} ({} {}): {error}; kept as a dead letter \
              (towerhook outbox list / retry)",
             record.record.request_id,
@@ -335,7 +335,7 @@ impl Shipper {
             // A dead letter no longer waits for Odoo: it leaves the outbox's bound, and is
             // pruned after the retention days, as Odoo would have deleted its log by then.
             Ok(_) => gauge.remove(1, size),
-            Err(e) => log::error!("outbox: cannot keep the dead letter: {e}"),
+            Err(e) => tracing::error!("outbox: cannot keep the dead letter: {e}"),
         }
         self.status.dead_letters.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -364,7 +364,7 @@ impl Shipper {
             Err(error) if error.kind() == Some(ErrorKind::AccessError) => LogWriter::Addon,
             Err(error) => return Err(Stop::Later(error)),
         };
-        log::info!(
+        tracing::info!(
             "outbox: creating logs in Odoo with {}",
             match writer {
                 LogWriter::Addon => "the companion addon (cetmix_tower_webhook_sidecar)",
@@ -530,7 +530,7 @@ impl Shipper {
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
             // Odoo has them: a later re-send is the at-least-once duplicate.
-            Err(error) => log::error!("outbox: shipped records could not be marked: {error}"),
+            Err(error) => tracing::error!("outbox: shipped records could not be marked: {error}"),
         }
     }
 
@@ -554,11 +554,11 @@ impl Shipper {
             })
             .await;
         if let Err(e) = noted {
-            log::error!("outbox: cannot note the failed attempt: {e}");
+            tracing::error!("outbox: cannot note the failed attempt: {e}");
         }
         let problem = operator_message(error, &self.link);
         if self.status.set_problem(Some(problem.clone())) {
-            log::error!("outbox: {problem}");
+            tracing::error!("outbox: {problem}");
         }
         self.link.report(error).await;
         if matches!(error, OdooError::LoginRefused { .. })

@@ -357,7 +357,7 @@ impl Writer {
             }
             if let Some(done) = closing {
                 if !self.retry.is_empty() {
-                    log::error!(
+                    tracing::error!(
                         "log store closing with {} record(s) its disk refused",
                         self.retry.len()
                     );
@@ -383,7 +383,7 @@ impl Writer {
                         .add((self.retry.len() + records.len()) as u64, bytes);
                 }
                 if !self.retry.is_empty() {
-                    log::info!(
+                    tracing::info!(
                         "log store recovered: {} held record(s) committed",
                         self.retry.len()
                     );
@@ -397,7 +397,7 @@ impl Writer {
             }
             Err(error) => {
                 let message = error.to_string();
-                log::error!(
+                tracing::error!(
                     "log store {}: commit failed ({message}); {} record(s) held in memory and retried",
                     self.connection.path().unwrap_or("?"),
                     self.retry.len() + records.len()
@@ -441,8 +441,10 @@ impl Writer {
             [&cutoff, &shipped_cutoff],
         ) {
             Ok(0) => {}
-            Ok(pruned) => log::info!("log store: pruned {pruned} record(s) older than {days} days"),
-            Err(e) => log::error!("log store: pruning failed: {e}"),
+            Ok(pruned) => {
+                tracing::info!("log store: pruned {pruned} record(s) older than {days} days")
+            }
+            Err(e) => tracing::error!("log store: pruning failed: {e}"),
         }
     }
 }

@@ -179,7 +179,7 @@ impl OdooClient {
             .retry(self.retry)
             .when(OdooError::is_retryable)
             .notify(|error, delay| {
-                log::warn!(
+                tracing::warn!(
                     "Odoo call {}.{} failed ({error}); retrying in {delay:?}",
                     call.model,
                     call.method

@@ -73,7 +73,7 @@ async fn connect(
     if let Some(observer) = observer {
         client = client.with_observer(observer);
     }
-    log::info!(
+    tracing::info!(
         "connected to Odoo {} at {} ({}), database {:?} as {:?} (uid {})",
         client.version().text,
         settings.url,

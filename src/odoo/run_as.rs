@@ -152,7 +152,7 @@ async fn log_in(
             RunAsPolicy::Service => {
                 static FALLBACKS: LogThrottle = LogThrottle::new(60);
                 if FALLBACKS.report().is_some() {
-                    log::warn!(
+                    tracing::warn!(
                         "webhook code of Odoo user {uid} ({login}) runs as the service user \
                          {:?}: no credentials in run_as_users (run_as_policy = service)",
                         client.session().login

@@ -109,6 +109,8 @@ pub(crate) struct CallWork {
     /// JSON text.
     pub payload: String,
     pub context: protocol::CallContext,
+    /// The call's span: the Odoo calls made for its snippets log under it.
+    pub span: tracing::Span,
 }
 
 pub(crate) enum Command {
@@ -158,6 +160,7 @@ impl Pool {
             raw_data,
             payload: payload.to_string(),
             context,
+            span: tracing::Span::current(),
         };
         let (reply, answer) = oneshot::channel();
         if self.commands.send(Command::Call(work, reply)).is_err() {

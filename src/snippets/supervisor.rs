@@ -283,7 +283,7 @@ fn start_missing(state: &Shared) {
         }
         if let Err(error) = spawn(state) {
             let mut current = state.borrow_mut();
-            log::error!("cannot start a snippet worker: {error}");
+            tracing::error!("cannot start a snippet worker: {error}");
             *current
                 .status
                 .start_problem
@@ -405,7 +405,7 @@ async fn relay_stderr(
 ) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        log::warn!(target: "towerhook::worker", "worker {pid}: {line}");
+        tracing::warn!(target: "towerhook::worker", "worker {pid}: {line}");
         *last_words.borrow_mut() = Some(line);
     }
 }
@@ -420,7 +420,7 @@ async fn read_frames(state: Shared, id: u64, reader: OwnedReadHalf) {
         }
         let length = u32::from_le_bytes(length) as usize;
         if length > protocol::MAX_FRAME {
-            log::error!("snippet worker sent a frame of {length} bytes: ending it");
+            tracing::error!("snippet worker sent a frame of {length} bytes: ending it");
             if let Some(worker) = state.borrow_mut().workers.get_mut(&id) {
                 worker.kill(Doom::Shutdown);
             }
@@ -438,7 +438,7 @@ async fn read_frames(state: Shared, id: u64, reader: OwnedReadHalf) {
                 dispatch_and_grow(&state);
             }
             Err(error) => {
-                log::error!("snippet worker sent an unreadable frame ({error}): ending it");
+                tracing::error!("snippet worker sent an unreadable frame ({error}): ending it");
                 if let Some(worker) = state.borrow_mut().workers.get_mut(&id) {
                     worker.kill(Doom::Shutdown);
                 }
@@ -526,11 +526,11 @@ fn received(current: &mut State, id: u64, message: FromWorker) -> bool {
             let Some(outbox) = worker.outbox.clone() else {
                 return false;
             };
-            let user_id = worker
+            let call = worker
                 .in_flight
                 .get(&job)
-                .map(|flight| flight.work.webhook.user_id);
-            let (Some(odoo), Some(user_id)) = (current.odoo.clone(), user_id) else {
+                .map(|flight| (flight.work.webhook.user_id, flight.work.span.clone()));
+            let (Some(odoo), Some((user_id, span))) = (current.odoo.clone(), call) else {
                 let answer = OdooAnswer::Error {
                     name: "towerhook.Unreachable".into(),
                     message: "Odoo objects are not available to this call".into(),
@@ -539,10 +539,16 @@ fn received(current: &mut State, id: u64, message: FromWorker) -> bool {
                 return false;
             };
             // On the Odoo runtime (odoo/runtime.rs); the answer goes straight to the worker.
-            odoo.runtime().clone().spawn(async move {
-                let answer = answer_odoo(odoo, user_id, ask).await;
-                let _ = outbox.send(protocol::encode(&ToWorker::Answer { request, answer }));
-            });
+            odoo.runtime()
+                .clone()
+                .spawn(tracing::Instrument::instrument(
+                    async move {
+                        let answer = answer_odoo(odoo, user_id, ask).await;
+                        let _ =
+                            outbox.send(protocol::encode(&ToWorker::Answer { request, answer }));
+                    },
+                    span,
+                ));
         }
     }
     false
@@ -613,7 +619,7 @@ fn dispatch_and_grow(state: &Shared) {
     };
     if grow {
         if let Err(error) = spawn(state) {
-            log::error!("cannot start an extra snippet worker: {error}");
+            tracing::error!("cannot start an extra snippet worker: {error}");
         } else {
             state.borrow().status.count_restart("grown");
         }
@@ -748,7 +754,7 @@ async fn watchdog(state: Shared) {
                 }
             }
             if let Some((job, kind)) = overran.or(stuck) {
-                log::warn!(
+                tracing::warn!(
                     "snippet worker {} ran a {} past its time limit: killed",
                     worker.pid,
                     kind.as_str()
@@ -812,7 +818,7 @@ fn ended(state: &Shared, id: u64, exit: Option<ExitStatus>) {
         Phase::Starting => {
             current_ref.failed_starts += 1;
             current_ref.status.count_restart("start_failed");
-            log::error!("a snippet worker could not start: {cause}");
+            tracing::error!("a snippet worker could not start: {cause}");
             *current_ref
                 .status
                 .start_problem
@@ -824,7 +830,7 @@ fn ended(state: &Shared, id: u64, exit: Option<ExitStatus>) {
         }
         _ if !expected => {
             current_ref.status.count_restart("died");
-            log::error!("snippet worker {} died: {cause}", worker.pid);
+            tracing::error!("snippet worker {} died: {cause}", worker.pid);
         }
         _ => {}
     }
@@ -937,5 +943,5 @@ async fn stop(state: &Shared) {
     while !state.borrow().workers.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    log::debug!("snippet workers {pids:?} stopped");
+    tracing::debug!("snippet workers {pids:?} stopped");
 }

@@ -160,7 +160,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
-            log::error!("cannot encode metrics: {error}");
+            tracing::error!("cannot encode metrics: {error}");
         }
         String::from_utf8(buffer).unwrap_or_default()
     }

@@ -62,8 +62,12 @@ pub fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         towerhook::odoo::install_tls_provider();
-        let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-            .is_test(true)
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
             .try_init();
     });
 }

@@ -182,7 +182,7 @@ fn snippet_thread(shared: &Arc<Shared>, index: usize) {
         ) {
             Ok(guard) => guard,
             Err(e) => {
-                log::error!("snippet thread cannot start: {e}");
+                tracing::error!("snippet thread cannot start: {e}");
                 std::process::exit(70);
             }
         };
