@@ -559,24 +559,43 @@ fn runtime() -> Stage {
     stages.pop().unwrap()
 }
 
-/// The image's environment on this machine: paths inside the image mapped back to where
-/// its COPY instructions took them from, the sandbox packages to this checkout's.
-fn here(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+/// The image's files as the runtime stage's COPY instructions lay them out, under a
+/// temporary root (the sandbox packages, built in the builder stage, are this checkout's),
+/// and `env` with its paths into that root.
+fn in_image(env: &BTreeMap<String, String>) -> (tempfile::TempDir, BTreeMap<String, String>) {
+    let root = tempfile::tempdir().unwrap();
     let runtime = runtime();
-    let map = |value: &String| -> String {
-        if value == &runtime.env()["TOWERHOOK_PYTHON_PACKAGES_DIR"] {
-            return repo().join(".python-packages").display().to_string();
-        }
-        for (from, sources, destination) in runtime.copies() {
-            if let (None, [source], Some(rest)) =
-                (from, sources.as_slice(), value.strip_prefix(&destination))
-            {
-                return format!("{}{rest}", repo().join(source).display());
+    let mut laid_out = Vec::new();
+    for (from, sources, destination) in runtime.copies() {
+        let target = root.path().join(destination.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        match (from, sources.as_slice()) {
+            (None, [source]) => {
+                quietly(
+                    Command::new("cp")
+                        .arg("-r")
+                        .arg(repo().join(source))
+                        .arg(&target),
+                );
             }
+            (Some(_), _) if destination == runtime.env()["TOWERHOOK_PYTHON_PACKAGES_DIR"] => {
+                std::os::unix::fs::symlink(repo().join(".python-packages"), &target).unwrap();
+            }
+            _ => continue, // the binary: the one under test
         }
-        value.clone()
-    };
-    env.iter().map(|(k, v)| (k.clone(), map(v))).collect()
+        laid_out.push(destination);
+    }
+    let env = env
+        .iter()
+        .map(|(key, value)| {
+            let value = match laid_out.iter().any(|d| value.starts_with(d.as_str())) {
+                true => root.path().join(&value[1..]).display().to_string(),
+                false => value.clone(),
+            };
+            (key.clone(), value)
+        })
+        .collect();
+    (root, env)
 }
 
 #[test]
@@ -695,7 +714,7 @@ fn the_images_defaults_serve_the_demo_with_its_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let payload = dir.path().join("body.json");
     std::fs::write(&payload, body).unwrap();
-    let mut env = here(&runtime().env());
+    let (_image, mut env) = in_image(&runtime().env());
     env.insert(
         "TOWERHOOK_DATA_DIR".into(),
         dir.path().display().to_string(),
@@ -1139,7 +1158,7 @@ fn serve(args: &[String], env: &BTreeMap<String, String>, listens_on: (IpAddr, u
     let definitions = tempfile::tempdir().unwrap();
     std::fs::write(definitions.path().join("hooks.yaml"), WEBHOOKS).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let mut env = here(env);
+    let mut env = env.clone();
     // The Odoo of these settings is not here: the definitions come from a directory and
     // the logs stay local (the environment wins over the file, as deploy/README.md says).
     for (key, value) in [
@@ -1392,7 +1411,7 @@ async fn compose_proxy_serves_webhooks_and_odoo_as_configured() {
     let (http_port, gevent_port) = (port(&conf, "http_port"), port(&conf, "gevent_port"));
     odoo_stand_in(http_port);
     odoo_stand_in(gevent_port);
-    let container = container_env(&model);
+    let (image, container) = in_image(&container_env(&model));
     let listen: std::net::SocketAddr = container["TOWERHOOK_LISTEN"].parse().unwrap();
     // The image's command (compose sets none), its environment and the service's.
     let towerhook = serve(
@@ -1439,15 +1458,12 @@ async fn compose_proxy_serves_webhooks_and_odoo_as_configured() {
     for name in ["odoo", "towerhook", "proxy"] {
         let test: Vec<String> =
             serde_json::from_value(service(&model, name)["healthcheck"]["test"].clone()).unwrap();
-        let mut command = match test[1].as_str() {
-            "towerhook-healthcheck" => {
-                let mut bash = Command::new("bash");
-                bash.arg(repo().join("deploy/healthcheck.sh"))
-                    .envs(&container);
-                bash
-            }
-            program => Command::new(program),
-        };
+        // towerhook's probe is the image's own (a bash script); the others use curl.
+        let in_image = image.path().join("usr/local/bin").join(&test[1]);
+        let mut command = Command::new(if in_image.is_file() { "bash" } else { &test[1] });
+        if in_image.is_file() {
+            command.arg(&in_image).envs(&container);
+        }
         let output = run(command.args(&test[2..]));
         assert!(
             output.status.success(),
