@@ -1028,8 +1028,9 @@ fn private_network() {
 }
 
 /// A process of the test, stopped when dropped: SIGTERM (nginx's master then stops its
-/// workers, which SIGKILL would leave behind), SIGKILL if it is still there after 5 s.
-struct Process(Child);
+/// workers, which SIGKILL would leave behind), SIGKILL if it is still there after 5 s;
+/// then the directories it used are removed.
+struct Process(Child, Vec<tempfile::TempDir>);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -1041,6 +1042,7 @@ impl Drop for Process {
         }
         let _ = self.0.kill();
         let _ = self.0.wait();
+        self.1.clear();
     }
 }
 
@@ -1063,10 +1065,10 @@ impl Process {
 /// nginx from `site`, inside http {} as the nginx image's and Debian's main files include
 /// conf.d/*.conf and sites-enabled/*; logs, pid and temporary files in a prefix of its own.
 /// `nginx -t` first: it must pass without a word.
-fn nginx(site: &Path, listens_on: (IpAddr, u16)) -> (Process, tempfile::TempDir) {
+fn nginx(site: &Path, listens_on: (IpAddr, u16)) -> Process {
     let prefix = tempfile::tempdir().unwrap();
     let main = format!(
-        "user root;\nworker_processes 1;\npid nginx.pid;\nerror_log stderr warn;\nevents {{}}\n\
+        "user root;\nworker_processes 1;\npid nginx.pid;\nerror_log stderr error;\nevents {{}}\n\
          http {{\n  include /etc/nginx/mime.types;\n  access_log off;\n  client_body_temp_path body;\n  \
          proxy_temp_path proxy;\n  fastcgi_temp_path fastcgi;\n  uwsgi_temp_path uwsgi;\n  \
          scgi_temp_path scgi;\n  include {};\n}}\n",
@@ -1086,9 +1088,12 @@ fn nginx(site: &Path, listens_on: (IpAddr, u16)) -> (Process, tempfile::TempDir)
     quietly(&mut test);
     let mut command = Command::new("nginx");
     args(command.args(["-g", "daemon off;"]));
-    let mut nginx = Process(command.stdin(Stdio::null()).spawn().expect("nginx"));
+    let mut nginx = Process(
+        command.stdin(Stdio::null()).spawn().expect("nginx"),
+        vec![prefix],
+    );
     nginx.wait_for(listens_on, &|| "nginx".into());
-    (nginx, prefix)
+    nginx
 }
 
 /// Odoo as nginx sees it, on every address at `port`: every request answered 200 with what
@@ -1135,7 +1140,6 @@ fn odoo_stand_in(port: u16) {
 struct Served {
     process: Process,
     log: Arc<Mutex<Vec<String>>>,
-    _dirs: [tempfile::TempDir; 2],
 }
 
 fn serve(args: &[String], env: &BTreeMap<String, String>, listens_on: (IpAddr, u16)) -> Served {
@@ -1170,6 +1174,7 @@ fn serve(args: &[String], env: &BTreeMap<String, String>, listens_on: (IpAddr, u
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
+        vec![definitions, data],
     );
     let log = Arc::new(Mutex::new(Vec::new()));
     let kept = Arc::clone(&log);
@@ -1180,11 +1185,7 @@ fn serve(args: &[String], env: &BTreeMap<String, String>, listens_on: (IpAddr, u
         }
     });
     process.wait_for(listens_on, &|| log.lock().unwrap().join("\n"));
-    Served {
-        process,
-        log,
-        _dirs: [definitions, data],
-    }
+    Served { process, log }
 }
 
 impl Served {
@@ -1387,6 +1388,7 @@ async fn compose_proxy_serves_webhooks_and_odoo_as_configured() {
             .stderr(Stdio::null())
             .spawn()
             .expect("dnsmasq"),
+        vec![],
     );
     // It answers over TCP too: a connection tells it is ready.
     dns.wait_for(("127.0.0.11".parse().unwrap(), 53), &|| "dnsmasq".into());
@@ -1409,7 +1411,7 @@ async fn compose_proxy_serves_webhooks_and_odoo_as_configured() {
         .as_u64()
         .unwrap() as u16;
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let (_nginx, _prefix) = nginx(
+    let _nginx = nginx(
         Path::new(site["source"].as_str().unwrap()),
         (loopback, published),
     );
@@ -1534,7 +1536,7 @@ async fn nginx_snippet_and_unit_serve_webhooks_as_configured() {
         (listen.ip(), listen.port()),
     );
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let (_nginx, _prefix) = nginx(&site, (loopback, 80));
+    let _nginx = nginx(&site, (loopback, 80));
     let front = "http://127.0.0.1:80".to_string();
 
     let slow = tokio::spawn(slowest_call(front.clone()));
