@@ -91,9 +91,13 @@ fn seconds(span: &str) -> f64 {
     micros.trim().parse::<f64>().unwrap() / 1e6
 }
 
-/// `towerhook ARGS` with exactly `env` (and PATH), as a container or systemd would start it.
+/// `towerhook ARGS` with exactly `env` (and PATH), as a container or systemd would start it,
+/// in a network namespace of its own with no interface up: the Odoo its settings name is
+/// not there, and nothing it tries (a DNS lookup of `odoo`) leaves the machine.
 fn towerhook(args: &[&str], env: &BTreeMap<String, String>) -> Output {
-    run(Command::new(env!("CARGO_BIN_EXE_towerhook"))
+    run(Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(env!("CARGO_BIN_EXE_towerhook"))
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
