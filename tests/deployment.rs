@@ -663,20 +663,27 @@ fn dockerfile_runtime_is_slim_non_root_and_serves_by_default() {
         sources == &["deploy/healthcheck.sh"] && destination.ends_with("/towerhook-healthcheck")
     }));
     // The sandbox packages land where towerhook looks for them.
-    let builder = &dockerfile()[0];
-    let target = builder
-        .runs()
+    let stages = dockerfile();
+    let (stage, run) = stages
+        .iter()
+        .flat_map(|stage| {
+            stage
+                .values("RUN")
+                .concat()
+                .into_iter()
+                .map(move |run| (stage, run))
+        })
+        .find(|(_, run)| {
+            run.contains("pip install") && run.contains("-r python_sandbox/requirements.txt")
+        })
+        .expect("no pip install -r python_sandbox/requirements.txt");
+    let target = run
         .split_once("--target ")
         .map(|(_, rest)| rest.split_whitespace().next().unwrap().to_string())
-        .expect("no pip install --target in the builder");
-    assert!(
-        builder
-            .runs()
-            .contains("-r python_sandbox/requirements.txt")
-    );
+        .expect("pip install without --target");
     assert!(
         runtime.copies().contains(&(
-            builder.name.clone(),
+            stage.name.clone(),
             vec![target.clone()],
             env["TOWERHOOK_PYTHON_PACKAGES_DIR"].clone()
         )),
