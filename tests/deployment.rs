@@ -1151,12 +1151,14 @@ fn odoo_stand_in(port: u16) {
 struct Served {
     process: Process,
     log: Arc<Mutex<Vec<String>>>,
+    store: PathBuf,
 }
 
 fn serve(args: &[String], env: &BTreeMap<String, String>, listens_on: (IpAddr, u16)) -> Served {
     let definitions = tempfile::tempdir().unwrap();
     std::fs::write(definitions.path().join("hooks.yaml"), WEBHOOKS).unwrap();
     let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("towerhook.sqlite3");
     let mut env = env.clone();
     // The Odoo of these settings is not here: the definitions come from a directory and
     // the logs stay local (the environment wins over the file, as deploy/README.md says).
@@ -1196,10 +1198,22 @@ fn serve(args: &[String], env: &BTreeMap<String, String>, listens_on: (IpAddr, u
         }
     });
     process.wait_for(listens_on, &|| log.lock().unwrap().join("\n"));
-    Served { process, log }
+    Served {
+        process,
+        log,
+        store,
+    }
 }
 
 impl Served {
+    /// Whether towerhook logged a call answered `status` from `client`: the 413s behind
+    /// nginx must reach the webhook's log (nginx's own would not).
+    fn logged(&self, status: i64, client: Ipv4Addr) -> bool {
+        common::read_logs(&self.store)
+            .iter()
+            .any(|row| row.http_status == status && row.ip_address == Some(client.to_string()))
+    }
+
     /// SIGTERM; how long it took to exit.
     fn stop(mut self) -> Duration {
         let started = Instant::now();
@@ -1430,6 +1444,10 @@ async fn compose_proxy_serves_webhooks_and_odoo_as_configured() {
 
     let slow = tokio::spawn(slowest_call(front.clone()));
     webhooks_through(&front).await;
+    assert!(
+        towerhook.logged(413, CALLER),
+        "the 413 is not in towerhook's log"
+    );
     neighbour_is_judged_by_its_own_address(
         neighbour,
         &format!("http://{proxy_ip}:{}", listen.port()),
@@ -1552,6 +1570,10 @@ async fn nginx_snippet_and_unit_serve_webhooks_as_configured() {
 
     let slow = tokio::spawn(slowest_call(front.clone()));
     webhooks_through(&front).await;
+    assert!(
+        towerhook.logged(413, CALLER),
+        "the 413 is not in towerhook's log"
+    );
     neighbour_is_judged_by_its_own_address(neighbour, &format!("http://{listen}")).await;
     reaches_odoo(caller, &format!("{front}/web/login"), odoo_port).await;
 
