@@ -3,9 +3,9 @@
 # only what is missing:
 # - HAProxy, Debian's package: tests/replicas.rs starts it with deploy/haproxy.cfg in front
 #   of three towerhook replicas.
-# - nginx, dnsmasq (dnsmasq-base) and systemd-analyze (systemd), Debian's packages:
-#   tests/deployment.rs runs deploy/nginx*.conf for real (dnsmasq plays Docker's DNS) and
-#   verifies deploy/towerhook.service.
+# - nginx, dnsmasq (dnsmasq-base), curl and systemd-analyze (systemd), Debian's packages:
+#   tests/deployment.rs runs deploy/nginx*.conf for real (dnsmasq plays Docker's DNS, curl
+#   runs the compose healthchecks) and verifies deploy/towerhook.service.
 # - kubernetes-validate (PyPI, pinned with its dependencies in
 #   scripts/kubernetes-validate.txt), in its own virtualenv .tools/kubernetes-validate:
 #   tests/kubernetes.rs checks deploy/kubernetes against the Kubernetes API schemas it
@@ -20,6 +20,7 @@ packages=()
 command -v haproxy >/dev/null || packages+=(haproxy)
 command -v nginx >/dev/null || packages+=(nginx)
 command -v dnsmasq >/dev/null || packages+=(dnsmasq-base)
+command -v curl >/dev/null || packages+=(curl)
 command -v systemd-analyze >/dev/null || packages+=(systemd)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "test-tools: installing ${packages[*]} (Debian packages)" >&2
