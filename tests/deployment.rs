@@ -1,25 +1,30 @@
-//! The deployment files, checked without a Docker engine: `Dockerfile`, `.dockerignore`,
-//! `docker-compose.yml` with `.env.example`, and `deploy/` (nginx, Odoo and systemd files,
-//! the example settings, the container health probe).
-//!
-//! The files are parsed, and what a user would notice is checked: which service a URL
-//! reaches and on which port, which address towerhook trusts as its proxy, what the image
-//! installs where. Every towerhook setting these files set goes through towerhook's own
-//! settings loader, so a misspelled or unsupported setting fails here rather than at
-//! `docker compose up`.
+//! The deployment files, read and run by the tools that read and run them in production,
+//! without a Docker engine (scripts/test-tools.sh installs the tools):
+//! - `docker-compose.yml` with `.env.example`: Docker Compose's own CLI (`docker-compose
+//!   config`) interpolates and validates them and prints the model Compose would run.
+//! - `Dockerfile`, `deploy/odoo.Dockerfile`: BuildKit's parser; `.dockerignore`: the Docker
+//!   SDK's matcher; `deploy/odoo.conf`: Python's configparser, which Odoo reads it with.
+//! - `deploy/nginx-compose.conf`, `deploy/nginx.conf`: `nginx -t`, then Debian's nginx in
+//!   front of the real towerhook and a stand-in Odoo, answering real requests. Each of
+//!   these tests runs in a network namespace of its own, so the files run unchanged: nginx
+//!   on port 80, towerhook on 127.0.0.1:8080, Compose's DNS at 127.0.0.11 (played by
+//!   dnsmasq), and no traffic can leave it.
+//! - `deploy/towerhook.service`: `systemd-analyze verify` and `security --offline`.
+//! - Every towerhook setting in them: the real binary (`check`, `run`, `serve`).
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use towerhook::calls::client_ip::effective_client_ip;
-use towerhook::calls::request::RequestHeaders;
-use towerhook::configuration::{Settings, SinkKind, SourceKind};
-use towerhook::definitions::IpList;
+use serde_json::{Value, json};
 
-// ============================================================================ files
+// ============================================================================ tools
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,175 +35,147 @@ fn read(relative: &str) -> String {
         .unwrap_or_else(|e| panic!("cannot read {relative}: {e}"))
 }
 
-/// `./deploy/x` or `deploy/x` (a path relative to the repository) → `deploy/x`.
-fn relative(path: &str) -> &str {
-    path.strip_prefix("./").unwrap_or(path)
+/// A program of the pinned tools' virtualenv (scripts/deploy-tools.txt).
+fn tool(name: &str) -> PathBuf {
+    let path = repo().join(".tools/deploy-tools/bin").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/test-tools.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path
 }
 
-fn load_settings(what: &str, file: Option<&Path>, env: &BTreeMap<String, String>) -> Settings {
-    Settings::load_from(file, env.clone()).unwrap_or_else(|e| {
-        panic!("towerhook refuses the settings of {what}: {e}\nvariables: {env:#?}")
-    })
+fn run(command: &mut Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?} ({e}): run scripts/test-tools.sh"))
 }
 
-fn port_of(listen: &str) -> u16 {
-    listen
-        .parse::<SocketAddr>()
-        .unwrap_or_else(|e| panic!("{listen:?} is not an address:port: {e}"))
-        .port()
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
-// ================================================================= compose interpolation
-
-/// Compose's variable interpolation: `$$`, `$VAR`, `${VAR}`, `${VAR:-default}`,
-/// `${VAR-default}`, `${VAR:?error}`, `${VAR?error}`, `${VAR:+alt}`, `${VAR+alt}`.
-fn interpolate(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(inner) = after.strip_prefix('{') {
-            let end =
-                closing_brace(inner).ok_or_else(|| format!("unterminated ${{ in {text:?}"))?;
-            let body = &inner[..end];
-            rest = &inner[end + 1..];
-            let name_len = name_length(body);
-            let (name, operator) = body.split_at(name_len);
-            if name.is_empty() {
-                return Err(format!("invalid interpolation ${{{body}}} in {text:?}"));
-            }
-            let value = vars.get(name);
-            let non_empty = value.is_some_and(|v| !v.is_empty());
-            let resolved = if operator.is_empty() {
-                value.cloned().unwrap_or_default()
-            } else if let Some(default) = operator.strip_prefix(":-") {
-                if non_empty {
-                    value.cloned().unwrap()
-                } else {
-                    interpolate(default, vars)?
-                }
-            } else if let Some(default) = operator.strip_prefix('-') {
-                match value {
-                    Some(v) => v.clone(),
-                    None => interpolate(default, vars)?,
-                }
-            } else if let Some(message) = operator.strip_prefix(":?") {
-                if !non_empty {
-                    return Err(format!("required variable {name} is missing: {message}"));
-                }
-                value.cloned().unwrap()
-            } else if let Some(message) = operator.strip_prefix('?') {
-                value
-                    .cloned()
-                    .ok_or_else(|| format!("required variable {name} is missing: {message}"))?
-            } else if let Some(alternative) = operator.strip_prefix(":+") {
-                if non_empty {
-                    interpolate(alternative, vars)?
-                } else {
-                    String::new()
-                }
-            } else if let Some(alternative) = operator.strip_prefix('+') {
-                if value.is_some() {
-                    interpolate(alternative, vars)?
-                } else {
-                    String::new()
-                }
-            } else {
-                return Err(format!("unsupported interpolation ${{{body}}} in {text:?}"));
-            };
-            out.push_str(&resolved);
-        } else {
-            let len = name_length(after);
-            if len == 0 {
-                return Err(format!("a lone $ in {text:?} (write $$ for a literal $)"));
-            }
-            out.push_str(vars.get(&after[..len]).map_or("", String::as_str));
-            rest = &after[len..];
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
+/// Standard output of a command that must succeed and print nothing on stderr (tools warn
+/// there: a warning is a finding too).
+fn quietly(command: &mut Command) -> String {
+    let output = run(command);
+    assert!(
+        output.status.success() && output.stderr.is_empty(),
+        "{command:?}: {}\n{}{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
 }
 
-fn name_length(text: &str) -> usize {
-    text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(text.len())
+/// What a Python program run by the tools' interpreter prints, as JSON.
+fn python(program: &str, args: &[&Path]) -> Value {
+    let stdout = quietly(
+        Command::new(tool("python"))
+            .arg("-c")
+            .arg(program)
+            .args(args),
+    );
+    serde_json::from_str(&stdout).unwrap()
 }
 
-fn closing_brace(text: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, c) in text.char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' if depth == 0 => return Some(i),
-            '}' => depth -= 1,
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Names of the variables a text interpolates.
-fn variables_in(text: &str) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            rest = tail;
-            continue;
-        }
-        let start = after.strip_prefix('{').unwrap_or(after);
-        let len = name_length(start);
-        if len > 0 {
-            names.insert(start[..len].to_string());
-        }
-        rest = &start[len..];
-    }
-    names
-}
-
-fn interpolate_value(value: &Value, vars: &BTreeMap<String, String>) -> Result<Value, String> {
-    Ok(match value {
-        Value::String(text) => Value::String(interpolate(text, vars)?),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|item| interpolate_value(item, vars))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), interpolate_value(v, vars)?)))
-                .collect::<Result<_, String>>()?,
-        ),
-        other => other.clone(),
-    })
-}
-
-// ====================================================================== .env files
-
-/// `NAME=value` lines of an env file (comments and blank lines skipped), in order.
-fn env_file(relative_path: &str) -> Vec<(String, String)> {
-    read(relative_path)
+fn seconds(span: &str) -> f64 {
+    // systemd's own parser; it also reads Compose's normalised Go durations (40s, 1m0s).
+    let stdout = quietly(Command::new("systemd-analyze").args(["timespan", span]));
+    let micros = stdout
         .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| {
-            let (name, value) = line
-                .split_once('=')
-                .unwrap_or_else(|| panic!("{relative_path}: {line:?} is not NAME=value"));
-            (name.trim().to_string(), value.trim().to_string())
-        })
-        .collect()
+        .find_map(|line| line.trim().strip_prefix("μs:"))
+        .unwrap_or_else(|| panic!("systemd-analyze timespan {span}: {stdout}"));
+    micros.trim().parse::<f64>().unwrap() / 1e6
 }
 
-/// The values an operator puts in `.env`: those of `.env.example`, and a sample for every
-/// value the example leaves for the operator to fill in (passwords, keys).
+/// `towerhook ARGS` with exactly `env` (and PATH), as a container or systemd would start it,
+/// in a network namespace of its own with no interface up: the Odoo its settings name is
+/// not there, and nothing it tries (a DNS lookup of `odoo`) leaves the machine.
+fn towerhook(args: &[&str], env: &BTreeMap<String, String>) -> Output {
+    run(Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(env!("CARGO_BIN_EXE_towerhook"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env))
+}
+
+/// `towerhook check` with settings that name an Odoo nobody runs here: it gets past the
+/// settings (a refused one ends it at once, `towerhook: ...` on stderr) to that Odoo.
+fn assert_settings_accepted(what: &str, args: &[&str], env: &BTreeMap<String, String>) {
+    let data = tempfile::tempdir().unwrap();
+    let mut env = env.clone();
+    env.insert(
+        "TOWERHOOK_DATA_DIR".into(),
+        data.path().display().to_string(),
+    );
+    let output = towerhook(&[args, &["check"]].concat(), &env);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(
+        stdout.starts_with("definitions: Odoo at ")
+            && !stderr.lines().any(|line| line.starts_with("towerhook: ")),
+        "{what}: {stdout}{stderr}"
+    );
+}
+
+// ========================================================================= compose
+
+const COMPOSE: &str = "docker-compose.yml";
+/// What Compose must refuse to start without (`${NAME:?message}`).
+const REQUIRED: [&str; 5] = [
+    "CETMIX_TOWER_ADDONS",
+    "POSTGRES_PASSWORD",
+    "TOWERHOOK_ODOO_DB",
+    "TOWERHOOK_ODOO_LOGIN",
+    "TOWERHOOK_ADMIN_TOKEN",
+];
+
+/// Docker Compose on `file` with only `env` (and PATH) in its environment and no env file:
+/// never a developer's own `.env`.
+fn compose(file: &Path, env: &BTreeMap<String, String>, args: &[&str]) -> Output {
+    run(Command::new(tool("docker-compose"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env)
+        .args(["--env-file", "/dev/null", "-f"])
+        .arg(file)
+        .args(args))
+}
+
+/// What `docker-compose config --format json` prints for `file`, which must pass silently:
+/// the model Compose runs, interpolated, validated against the Compose specification,
+/// every short syntax in its long form.
+fn config(file: &Path, env: &BTreeMap<String, String>, args: &[&str]) -> Value {
+    let output = compose(file, env, &[&["config", "--format", "json"], args].concat());
+    assert!(
+        output.status.success() && output.stderr.is_empty(),
+        "docker-compose config: {}",
+        text(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// docker-compose.yml as Compose runs it with `env` (the operator's `.env`).
+fn model(env: &BTreeMap<String, String>) -> Value {
+    config(&repo().join(COMPOSE), env, &[])
+}
+
+/// A `NAME=value` file as Compose reads env files: through a project that loads it.
+fn env_file(relative: &str) -> BTreeMap<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("compose.yml");
+    let path = repo().join(relative).display().to_string();
+    let project = format!("services:\n  env:\n    image: scratch\n    env_file: [{path:?}]\n");
+    std::fs::write(&probe, project).unwrap();
+    let model = config(&probe, &BTreeMap::new(), &[]);
+    serde_json::from_value(model["services"]["env"]["environment"].clone()).unwrap()
+}
+
+/// `.env.example` as the operator fills it in: a sample for each value it leaves empty.
 fn operator_env() -> BTreeMap<String, String> {
     env_file(".env.example")
         .into_iter()
@@ -213,1419 +190,419 @@ fn operator_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-// ========================================================================= compose
-
-const COMPOSE: &str = "docker-compose.yml";
-
-fn compose_raw() -> Value {
-    serde_saphyr::from_str::<Value>(&read(COMPOSE))
-        .unwrap_or_else(|e| panic!("{COMPOSE} is not valid YAML: {e}"))
+/// The variables docker-compose.yml uses, as Compose lists them (required, default).
+fn variables() -> BTreeMap<String, Value> {
+    let variables = config(&repo().join(COMPOSE), &operator_env(), &["--variables"]);
+    serde_json::from_value(variables).unwrap()
 }
 
-/// Names given a non-empty default in docker-compose.yml (`${NAME:-default}`): optional.
-fn optional_variables() -> BTreeSet<String> {
-    let text = read(COMPOSE);
-    variables_in(&text)
-        .into_iter()
-        .filter(|name| {
-            text.match_indices(&format!("${{{name}:-"))
-                .chain(text.match_indices(&format!("${{{name}-")))
-                .any(|(at, found)| !text[at + found.len()..].starts_with('}'))
-        })
-        .collect()
-}
-
-/// Runs `check` on docker-compose.yml as Compose sees it with the values of `.env.example`,
-/// and with only the required variables set (the file's own defaults for the rest).
-fn for_each_compose(check: impl Fn(&Value)) {
+/// The operator's `.env` filled in, and only what has no default in docker-compose.yml.
+fn variants() -> Vec<(&'static str, BTreeMap<String, String>)> {
     let filled = operator_env();
-    let mut minimal = filled.clone();
-    for name in optional_variables() {
-        minimal.remove(&name);
-    }
-    for (variant, vars) in [
+    let variables = variables();
+    let minimal = filled
+        .iter()
+        .filter(|(name, _)| {
+            variables
+                .get(*name)
+                .is_none_or(|v| v["DefaultValue"] == json!(""))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    vec![
         (".env.example filled in", filled),
-        (
-            "only the required variables, defaults for the rest",
-            minimal,
-        ),
-    ] {
-        let compose = interpolate_value(&compose_raw(), &vars)
-            .unwrap_or_else(|e| panic!("{COMPOSE} with {variant}: {e}"));
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&compose)));
-        if let Err(panic) = outcome {
-            eprintln!("({COMPOSE} with {variant})");
-            std::panic::resume_unwind(panic);
-        }
-    }
+        ("only the values without a default", minimal),
+    ]
 }
 
-fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
-    compose["services"].get(name).unwrap_or_else(|| {
-        let names: Vec<_> = compose["services"]
-            .as_object()
-            .map(|s| s.keys().cloned().collect())
-            .unwrap_or_default();
-        panic!("{COMPOSE}: no service `{name}` (services: {names:?})")
-    })
+fn service<'a>(model: &'a Value, name: &str) -> &'a Value {
+    let service = &model["services"][name];
+    assert!(service.is_object(), "{COMPOSE}: no service {name}");
+    service
 }
 
-fn scalar(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-/// A service's `environment`, as a mapping or as a list of `NAME=value`.
-fn environment(service: &Value) -> BTreeMap<String, String> {
-    match &service["environment"] {
-        Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), scalar(v))).collect(),
-        Value::Array(items) => items
-            .iter()
-            .map(|item| {
-                let text = scalar(item);
-                let (k, v) = text.split_once('=').unwrap_or((&text, ""));
-                (k.to_string(), v.to_string())
-            })
-            .collect(),
-        Value::Null => BTreeMap::new(),
-        other => panic!("environment must be a mapping or a list, not {other}"),
-    }
-}
-
-/// `(source, target, read_only)` of a service's volumes, short or long syntax.
-fn mounts(service: &Value) -> Vec<(String, String, bool)> {
-    service["volumes"]
+/// The mount of a service at `target` (Compose's long form: type, source, read_only).
+fn mount<'a>(model: &'a Value, name: &str, target: &str) -> &'a Value {
+    service(model, name)["volumes"]
         .as_array()
-        .map(|volumes| {
-            volumes
-                .iter()
-                .map(|volume| match volume {
-                    Value::String(text) => {
-                        let parts = split_outside_braces(text, ':');
-                        match parts.as_slice() {
-                            [target] => (String::new(), target.to_string(), false),
-                            [source, target] => (source.to_string(), target.to_string(), false),
-                            [source, target, mode] => (
-                                source.to_string(),
-                                target.to_string(),
-                                mode.split(',').any(|m| m == "ro"),
-                            ),
-                            _ => panic!("cannot read the volume {text:?}"),
-                        }
-                    }
-                    Value::Object(_) => (
-                        scalar(&volume["source"]),
-                        scalar(&volume["target"]),
-                        volume["read_only"].as_bool().unwrap_or(false),
-                    ),
-                    other => panic!("cannot read the volume {other}"),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+        .and_then(|v| v.iter().find(|m| m["target"] == json!(target)))
+        .unwrap_or_else(|| panic!("{COMPOSE}: service {name} mounts nothing at {target}"))
 }
 
-/// Splits on `separator`, except inside `${...}` (whose `:?`/`:-` are no separators).
-fn split_outside_braces(text: &str, separator: char) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut depth = 0usize;
-    let mut start = 0;
-    for (i, c) in text.char_indices() {
-        match c {
-            '{' if text[..i].ends_with('$') => depth += 1,
-            '}' if depth > 0 => depth -= 1,
-            c if c == separator && depth == 0 => {
-                parts.push(&text[start..i]);
-                start = i + c.len_utf8();
-            }
-            _ => {}
-        }
+fn odoo_conf() -> BTreeMap<String, String> {
+    // Odoo reads its configuration with configparser.RawConfigParser (odoo/tools/config.py).
+    let program = "import configparser, json, sys\n\
+                   c = configparser.RawConfigParser()\n\
+                   c.read(sys.argv[1])\n\
+                   print(json.dumps(dict(c.items('options'))))";
+    serde_json::from_value(python(program, &[&repo().join("deploy/odoo.conf")])).unwrap()
+}
+
+fn port(conf: &BTreeMap<String, String>, key: &str) -> u16 {
+    conf[key].parse().unwrap()
+}
+
+/// towerhook's environment in its container: the image's ENV, then the service's.
+fn container_env(model: &Value) -> BTreeMap<String, String> {
+    let mut env = runtime().env();
+    let compose: BTreeMap<String, String> =
+        serde_json::from_value(service(model, "towerhook")["environment"].clone()).unwrap();
+    env.extend(compose);
+    env
+}
+
+#[test]
+fn compose_runs_four_services_and_refuses_to_start_without_the_required_values() {
+    for (variant, env) in variants() {
+        let model = model(&env);
+        let services: BTreeSet<&str> = model["services"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            services,
+            BTreeSet::from(["db", "odoo", "towerhook", "proxy"]),
+            "{variant}"
+        );
     }
-    parts.push(&text[start..]);
-    parts
-}
-
-fn mount_at(service_name: &str, service: &Value, target: &str) -> (String, String, bool) {
-    mounts(service)
-        .into_iter()
-        .find(|(_, t, _)| t.trim_end_matches('/') == target.trim_end_matches('/'))
-        .unwrap_or_else(|| {
-            panic!(
-                "service {service_name} mounts nothing at {target} (mounts: {:?})",
-                mounts(service)
-            )
-        })
-}
-
-fn depends_on(service: &Value) -> Vec<String> {
-    match &service["depends_on"] {
-        Value::Array(items) => items.iter().map(scalar).collect(),
-        Value::Object(map) => map.keys().cloned().collect(),
-        _ => Vec::new(),
+    let variables = variables();
+    let required: BTreeSet<&str> = variables
+        .iter()
+        .filter(|(_, v)| v["Required"] == json!(true))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(required, BTreeSet::from(REQUIRED));
+    for name in REQUIRED {
+        let mut env = operator_env();
+        env.remove(name);
+        let output = compose(&repo().join(COMPOSE), &env, &["config", "--quiet"]);
+        assert!(
+            !output.status.success() && text(&output.stderr).contains(name),
+            "Compose starts without {name}: {}",
+            text(&output.stderr)
+        );
     }
+    // Compose passes only what the file names: an .env.example variable it does not use
+    // would be a setting with no effect, and one it lacks a value nobody is told to set.
+    let documented: BTreeSet<String> = env_file(".env.example").into_keys().collect();
+    let used: BTreeSet<String> = variables.into_keys().collect();
+    assert_eq!(documented, used, ".env.example against {COMPOSE}");
 }
 
-/// The healthcheck's command as one string (`CMD` / `CMD-SHELL` list or a string).
-fn healthcheck(service_name: &str, service: &Value) -> String {
-    let test = &service["healthcheck"]["test"];
-    let text = match test {
-        Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join(" "),
-        Value::String(text) => text.clone(),
-        _ => panic!("service {service_name} has no healthcheck"),
-    };
-    assert!(
-        !text.trim().is_empty() && !text.starts_with("NONE"),
-        "service {service_name}: the healthcheck is disabled ({text:?})"
-    );
-    assert!(
-        service["healthcheck"]["disable"].as_bool() != Some(true),
-        "service {service_name}: the healthcheck is disabled"
-    );
-    text
-}
-
-/// Compose durations: `40s`, `1m30s`, `500ms`, `1h`.
-fn duration_secs(text: &str) -> f64 {
-    let mut total = 0.0;
-    let mut number = String::new();
-    let mut chars = text.trim().chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
+#[test]
+fn only_the_proxy_is_reachable_from_outside_and_towerhook_trusts_exactly_it() {
+    for (variant, env) in variants() {
+        let model = model(&env);
+        for (name, service) in model["services"].as_object().unwrap() {
+            assert!(service.get("network_mode").is_none(), "{variant}: {name}");
+            let published = service["ports"].as_array().map_or(0, Vec::len);
+            assert_eq!(published > 0, name == "proxy", "{variant}: {name} ports");
         }
-        let mut unit = c.to_string();
-        while let Some(&next) = chars.peek() {
-            if next.is_ascii_alphabetic() {
-                unit.push(next);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let value: f64 = number
+        let proxy_ip: IpAddr = service(&model, "proxy")["networks"]["default"]["ipv4_address"]
+            .as_str()
+            .expect("the proxy has no fixed ipv4_address on the default network")
             .parse()
-            .unwrap_or_else(|_| panic!("bad duration {text:?}"));
-        number.clear();
-        total += value
-            * match unit.as_str() {
-                "h" => 3600.0,
-                "m" | "min" => 60.0,
-                "s" | "sec" => 1.0,
-                "ms" => 0.001,
-                "us" => 0.000_001,
-                other => panic!("unknown unit {other:?} in {text:?}"),
-            };
+            .unwrap();
+        let subnets: Vec<ipnetwork::IpNetwork> = model["networks"]["default"]["ipam"]["config"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["subnet"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert!(
+            subnets.iter().any(|s| s.contains(proxy_ip)),
+            "{variant}: {proxy_ip} outside {subnets:?}"
+        );
+        assert!(
+            service(&model, "towerhook")["networks"]
+                .get("default")
+                .is_some(),
+            "{variant}: towerhook is not on the proxy's network"
+        );
+        let env = container_env(&model);
+        assert_eq!(
+            env["TOWERHOOK_TRUSTED_PROXIES"],
+            proxy_ip.to_string(),
+            "{variant}"
+        );
     }
-    if !number.is_empty() {
-        // systemd: a bare number is seconds
-        total += number.parse::<f64>().unwrap();
+}
+
+#[test]
+fn towerhook_accepts_its_compose_settings_and_reaches_odoo_by_name() {
+    for (variant, env) in variants() {
+        let model = model(&env);
+        let env = container_env(&model);
+        assert_eq!(env["TOWERHOOK_SOURCE"], "odoo", "{variant}");
+        assert_eq!(env["TOWERHOOK_LOG_SINK"], "odoo", "{variant}");
+        assert_eq!(
+            env["TOWERHOOK_ODOO_URL"],
+            format!("http://odoo:{}", port(&odoo_conf(), "http_port")),
+            "{variant}: Odoo's service name and the HTTP port of odoo.conf"
+        );
+        assert_settings_accepted(variant, &[], &env);
     }
-    total
+    // deploy/README.md, step 3: until the API key is set towerhook stops and says why.
+    let mut env = operator_env();
+    env.insert("TOWERHOOK_ODOO_API_KEY".into(), String::new());
+    let output = towerhook(&["check"], &container_env(&model(&env)));
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("source = \"odoo\" needs odoo_api_key"),
+        "{stderr}"
+    );
 }
 
-fn ipv4_network(text: &str) -> (std::net::Ipv4Addr, u8) {
-    let (address, prefix) = text
-        .split_once('/')
-        .unwrap_or_else(|| panic!("{text:?} is not a network a.b.c.d/n"));
-    (
-        address.parse().unwrap_or_else(|e| panic!("{text:?}: {e}")),
-        prefix.parse().unwrap_or_else(|e| panic!("{text:?}: {e}")),
-    )
+#[test]
+fn towerhook_is_built_here_keeps_its_data_and_every_service_has_a_healthcheck() {
+    for (variant, env) in variants() {
+        let model = model(&env);
+        let towerhook = service(&model, "towerhook");
+        assert_eq!(
+            towerhook["build"],
+            json!({"context": repo().display().to_string(), "dockerfile": "Dockerfile"}),
+            "{variant}"
+        );
+        assert_eq!(towerhook["restart"], json!("unless-stopped"), "{variant}");
+        assert!(towerhook["depends_on"].get("odoo").is_some(), "{variant}");
+        let data = mount(
+            &model,
+            "towerhook",
+            &container_env(&model)["TOWERHOOK_DATA_DIR"],
+        );
+        assert_eq!(data["type"], json!("volume"), "{variant}: a named volume");
+        assert_ne!(data["read_only"], json!(true), "{variant}");
+        let volume = data["source"].as_str().unwrap();
+        assert!(model["volumes"].get(volume).is_some(), "{variant}");
+        for name in ["db", "odoo", "towerhook", "proxy"] {
+            let check = &service(&model, name)["healthcheck"];
+            let test = check["test"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+            assert!(
+                test.first() == Some(&json!("CMD")) && check["disable"] != json!(true),
+                "{variant}: {name} has no healthcheck"
+            );
+        }
+        // The others run for real in compose_proxy_serves_webhooks_and_odoo_as_configured;
+        // towerhook's must follow readiness (`docker compose ps`, deploy/README.md).
+        assert_eq!(
+            service(&model, "db")["healthcheck"]["test"][1],
+            json!("pg_isready")
+        );
+        assert_eq!(
+            service(&model, "towerhook")["healthcheck"]["test"][2],
+            json!("/readyz")
+        );
+    }
 }
 
-fn in_network(ip: std::net::Ipv4Addr, network: (std::net::Ipv4Addr, u8)) -> bool {
-    let mask = if network.1 == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(network.1))
-    };
-    u32::from(ip) & mask == u32::from(network.0) & mask
+#[test]
+fn odoo_gets_cetmix_tower_the_companion_addon_and_their_python_libraries() {
+    let env = operator_env();
+    let model = model(&env);
+    let conf_mount = mount(&model, "odoo", "/etc/odoo/odoo.conf");
+    assert_eq!(
+        conf_mount["source"],
+        json!(repo().join("deploy/odoo.conf").display().to_string())
+    );
+    let conf = odoo_conf();
+    let addons_path: Vec<&str> = conf["addons_path"].split(',').map(str::trim).collect();
+    let cetmix = mount(&model, "odoo", "/mnt/extra-addons/cetmix-tower");
+    assert_eq!(cetmix["source"], json!(env["CETMIX_TOWER_ADDONS"]));
+    let companion = service(&model, "odoo")["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["source"] == json!(repo().join("odoo_addon").display().to_string()))
+        .expect("odoo does not mount ./odoo_addon");
+    for addons in [cetmix, companion] {
+        assert_eq!(addons["read_only"], json!(true), "{addons}");
+        let target = addons["target"].as_str().unwrap();
+        assert!(
+            addons_path.contains(&target),
+            "{addons_path:?} lacks {target}"
+        );
+    }
+    let modules = std::fs::read_dir(repo().join("odoo_addon"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("__manifest__.py").is_file())
+        .count();
+    assert!(modules > 0, "Odoo refuses an addons path without a module");
+    assert_eq!(conf["proxy_mode"], "True", "Odoo is behind nginx");
+    assert!(model["services"].get(&conf["db_host"]).is_some());
+    assert_eq!(conf["db_host"], "db");
+    // The gevent port, where /websocket goes, listens only with workers.
+    assert!(conf["workers"].parse::<u32>().unwrap() > 0);
+
+    let build = &service(&model, "odoo")["build"];
+    let dockerfile = Path::new(build["context"].as_str().unwrap())
+        .join(build["dockerfile"].as_str().unwrap_or("Dockerfile"));
+    let stages = stages(&dockerfile);
+    let stage = stages.last().unwrap();
+    assert!(stage.image.starts_with("odoo:17"), "{}", stage.image);
+    for package in ["paramiko", "pyyaml", "tldextract", "dnspython"] {
+        assert!(stage.runs().contains(package), "odoo.Dockerfile: {package}");
+    }
 }
 
-// ===================================================================== Dockerfile
+// ====================================================================== Dockerfile
 
-#[derive(Debug)]
-struct Instruction {
-    keyword: String,
-    args: String,
-}
-
-#[derive(Debug)]
+/// One build stage as BuildKit's parser reads it; ARG defaults resolved in FROM.
 struct Stage {
     image: String,
     name: Option<String>,
-    instructions: Vec<Instruction>,
+    instructions: Vec<Value>,
 }
 
 impl Stage {
-    fn all(&self, keyword: &str) -> impl Iterator<Item = &Instruction> {
+    fn values(&self, cmd: &str) -> Vec<Vec<String>> {
         self.instructions
             .iter()
-            .filter(move |i| i.keyword == keyword)
+            .filter(|i| i["cmd"] == json!(cmd))
+            .map(|i| serde_json::from_value(i["value"].clone()).unwrap())
+            .collect()
+    }
+
+    fn last(&self, cmd: &str) -> Vec<String> {
+        self.values(cmd)
+            .pop()
+            .unwrap_or_else(|| panic!("Dockerfile: no {cmd} in the stage {:?}", self.name))
     }
 
     fn env(&self) -> BTreeMap<String, String> {
-        let mut env = BTreeMap::new();
-        for instruction in self.all("ENV") {
-            let words: Vec<&str> = instruction.args.split_whitespace().collect();
-            if words.first().is_some_and(|w| !w.contains('=')) {
-                // legacy `ENV NAME value`
-                env.insert(words[0].to_string(), words[1..].join(" "));
-                continue;
-            }
-            for word in words {
-                let (name, value) = word
-                    .split_once('=')
-                    .unwrap_or_else(|| panic!("Dockerfile: cannot read ENV {word:?}"));
-                env.insert(name.to_string(), value.trim_matches('"').to_string());
-            }
-        }
-        env
+        let pairs = self.values("ENV").concat();
+        pairs
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect()
     }
 
-    fn runs(&self) -> Vec<&str> {
-        self.all("RUN").map(|i| i.args.as_str()).collect()
+    fn runs(&self) -> String {
+        self.values("RUN").concat().join("\n")
     }
 
-    fn copies(&self) -> Vec<Copy> {
-        self.all("COPY").map(|i| Copy::parse(&i.args)).collect()
-    }
-}
-
-#[derive(Debug)]
-struct Copy {
-    from: Option<String>,
-    sources: Vec<String>,
-    destination: String,
-}
-
-impl Copy {
-    fn parse(args: &str) -> Self {
-        let mut from = None;
-        let mut paths = Vec::new();
-        for word in args.split_whitespace() {
-            if let Some(stage) = word.strip_prefix("--from=") {
-                from = Some(stage.to_string());
-            } else if !word.starts_with("--") {
-                paths.push(word.to_string());
-            }
-        }
-        let destination = paths.pop().expect("COPY without a destination");
-        Self {
-            from,
-            sources: paths,
-            destination,
-        }
-    }
-}
-
-struct Dockerfile {
-    stages: Vec<Stage>,
-}
-
-impl Dockerfile {
-    fn parse(text: &str) -> Self {
-        let mut logical = Vec::new();
-        let mut current = String::new();
-        for line in text.lines() {
-            let trimmed = line.trim();
-            if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_empty()) {
-                continue;
-            }
-            match trimmed.strip_suffix('\\') {
-                Some(start) => {
-                    current.push_str(start);
-                    current.push(' ');
-                }
-                None => {
-                    current.push_str(trimmed);
-                    logical.push(std::mem::take(&mut current));
-                }
-            }
-        }
-        let mut args = BTreeMap::new();
-        let mut stages: Vec<Stage> = Vec::new();
-        for line in logical.iter().filter(|l| !l.trim().is_empty()) {
-            let (keyword, rest) = line
-                .trim()
-                .split_once(char::is_whitespace)
-                .unwrap_or((line, ""));
-            let keyword = keyword.to_ascii_uppercase();
-            let rest = rest.trim().to_string();
-            if keyword == "FROM" {
-                let words: Vec<&str> = rest.split_whitespace().collect();
-                let image = words
+    /// `(--from stage, sources, destination)` of each COPY.
+    fn copies(&self) -> Vec<(Option<String>, Vec<String>, String)> {
+        self.instructions
+            .iter()
+            .filter(|i| i["cmd"] == json!("COPY"))
+            .map(|i| {
+                let from = i["flags"]
+                    .as_array()
+                    .unwrap()
                     .iter()
-                    .find(|w| !w.starts_with("--"))
-                    .expect("FROM without an image");
-                let name = words
-                    .iter()
-                    .position(|w| w.eq_ignore_ascii_case("as"))
-                    .map(|i| words[i + 1].to_string());
-                let image = interpolate(image, &args).unwrap();
+                    .find_map(|f| f.as_str()?.strip_prefix("--from=").map(String::from));
+                let mut paths: Vec<String> = serde_json::from_value(i["value"].clone()).unwrap();
+                let destination = paths.pop().unwrap();
+                (from, paths, destination)
+            })
+            .collect()
+    }
+}
+
+fn stages(path: &Path) -> Vec<Stage> {
+    let program = "import dockerfile, json, sys\n\
+                   print(json.dumps([c._asdict() for c in dockerfile.parse_file(sys.argv[1])]))";
+    let mut args: BTreeMap<String, String> = BTreeMap::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    for instruction in python(program, &[path]).as_array().unwrap() {
+        let value: Vec<String> = serde_json::from_value(instruction["value"].clone()).unwrap();
+        match (instruction["cmd"].as_str().unwrap(), stages.last_mut()) {
+            ("FROM", _) => {
+                let mut image = value[0].clone();
+                for (name, default) in &args {
+                    image = image.replace(&format!("${{{name}}}"), default);
+                }
+                let name = (value.len() == 3).then(|| value[2].clone());
                 stages.push(Stage {
                     image,
                     name,
                     instructions: Vec::new(),
                 });
-            } else if let Some(stage) = stages.last_mut() {
-                stage.instructions.push(Instruction {
-                    keyword,
-                    args: rest,
-                });
-            } else if keyword == "ARG" {
-                let (name, value) = rest.split_once('=').unwrap_or((&rest, ""));
-                args.insert(name.to_string(), value.to_string());
             }
-        }
-        Self { stages }
-    }
-
-    fn load() -> Self {
-        Self::parse(&read("Dockerfile"))
-    }
-
-    fn builder(&self) -> &Stage {
-        self.stages
-            .iter()
-            .find(|s| {
-                s.name
-                    .as_deref()
-                    .is_some_and(|n| n.eq_ignore_ascii_case("builder"))
-            })
-            .unwrap_or_else(|| panic!("Dockerfile: no stage `FROM ... AS builder`"))
-    }
-
-    fn runtime(&self) -> &Stage {
-        let last = self.stages.last().expect("Dockerfile: no FROM");
-        assert!(
-            !last
-                .name
-                .as_deref()
-                .is_some_and(|n| n.eq_ignore_ascii_case("builder")),
-            "Dockerfile: the last stage (the image) is the builder: not multi-stage"
-        );
-        last
-    }
-}
-
-/// One `.dockerignore` pattern against a context path (`*` within a component, `**` across).
-fn ignore_matches(pattern: &str, path: &str) -> bool {
-    fn glob(pattern: &[&str], path: &[&str]) -> bool {
-        match (pattern.first(), path.first()) {
-            (None, _) => true, // a directory pattern also excludes what is inside it
-            (Some(&"**"), _) => {
-                glob(&pattern[1..], path) || (!path.is_empty() && glob(pattern, &path[1..]))
+            (_, Some(stage)) => stage.instructions.push(instruction.clone()),
+            ("ARG", None) => {
+                let (name, default) = value[0].split_once('=').unwrap_or((&value[0], ""));
+                args.insert(name.to_string(), default.to_string());
             }
-            (Some(p), Some(c)) => component(p, c) && glob(&pattern[1..], &path[1..]),
-            (Some(_), None) => false,
+            (other, None) => panic!("{}: {other} before FROM", path.display()),
         }
     }
-    fn component(pattern: &str, text: &str) -> bool {
-        match pattern.split_once('*') {
-            None => pattern == text,
-            Some((head, tail)) => {
-                text.starts_with(head)
-                    && (head.len()..=text.len()).any(|i| component(tail, &text[i..]))
-            }
-        }
-    }
-    let pattern = pattern.trim().trim_start_matches('/').trim_end_matches('/');
-    let pattern: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
-    let path: Vec<&str> = relative(path).trim_end_matches('/').split('/').collect();
-    glob(&pattern, &path)
+    stages
 }
 
-fn dockerignored(path: &str) -> Option<String> {
-    read(".dockerignore")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
-        .find(|pattern| ignore_matches(pattern, path))
-        .map(String::from)
+fn dockerfile() -> Vec<Stage> {
+    stages(&repo().join("Dockerfile"))
 }
 
-// ========================================================================== nginx
-
-#[derive(Debug, Clone, PartialEq)]
-enum Token {
-    Word(String),
-    Open,
-    Close,
-    End,
+fn runtime() -> Stage {
+    let mut stages = dockerfile();
+    assert!(stages.len() >= 2, "Dockerfile: not multi-stage");
+    stages.pop().unwrap()
 }
 
-#[derive(Debug)]
-struct Directive {
-    name: String,
-    args: Vec<String>,
-    block: Option<Vec<Directive>>,
-}
-
-fn nginx_tokens(text: &str) -> Vec<Token> {
-    let mut tokens = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        match c {
-            c if c.is_whitespace() => {
-                chars.next();
-            }
-            '#' => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '{' | '}' | ';' => {
-                chars.next();
-                tokens.push(match c {
-                    '{' => Token::Open,
-                    '}' => Token::Close,
-                    _ => Token::End,
-                });
-            }
-            '"' | '\'' => {
-                chars.next();
-                let mut word = String::new();
-                while let Some(c2) = chars.next() {
-                    match c2 {
-                        '\\' => word.extend(chars.next()),
-                        q if q == c => break,
-                        other => word.push(other),
-                    }
-                }
-                tokens.push(Token::Word(word));
-            }
-            _ => {
-                let mut word = String::new();
-                while let Some(&c2) = chars.peek() {
-                    if c2.is_whitespace() || matches!(c2, '{' | '}' | ';') {
-                        break;
-                    }
-                    word.push(c2);
-                    chars.next();
-                }
-                tokens.push(Token::Word(word));
-            }
-        }
-    }
-    tokens
-}
-
-fn nginx_parse(what: &str, text: &str) -> Vec<Directive> {
-    fn block(what: &str, tokens: &[Token], pos: &mut usize, nested: bool) -> Vec<Directive> {
-        let mut out = Vec::new();
-        while let Some(token) = tokens.get(*pos) {
-            *pos += 1;
-            let name = match token {
-                Token::Close if nested => return out,
-                Token::Word(word) => word.clone(),
-                other => panic!("{what}: unexpected {other:?}"),
-            };
-            let mut args = Vec::new();
-            loop {
-                let token = tokens
-                    .get(*pos)
-                    .unwrap_or_else(|| panic!("{what}: `{name}` is not terminated by ; or {{}}"));
-                *pos += 1;
-                match token {
-                    Token::Word(word) => args.push(word.clone()),
-                    Token::End => {
-                        out.push(Directive {
-                            name,
-                            args,
-                            block: None,
-                        });
-                        break;
-                    }
-                    Token::Open => {
-                        let inner = block(what, tokens, pos, true);
-                        out.push(Directive {
-                            name,
-                            args,
-                            block: Some(inner),
-                        });
-                        break;
-                    }
-                    Token::Close => panic!("{what}: `{name}` is not terminated by ;"),
-                }
-            }
-        }
-        assert!(!nested, "{what}: a block is not closed");
-        out
-    }
-    let tokens = nginx_tokens(text);
-    let mut pos = 0;
-    block(what, &tokens, &mut pos, false)
-}
-
-/// The directives that apply to one request: the file level, the server, the location.
-struct Scope<'a> {
-    what: String,
-    levels: Vec<&'a [Directive]>,
-    location: String,
-}
-
-impl<'a> Scope<'a> {
-    /// nginx inheritance: the innermost level that has the directive at all wins.
-    fn directives(&self, name: &str) -> Vec<&'a Directive> {
-        for level in self.levels.iter().rev() {
-            let found: Vec<&Directive> = level.iter().filter(|d| d.name == name).collect();
-            if !found.is_empty() {
-                return found;
-            }
-        }
-        Vec::new()
-    }
-
-    fn one(&self, name: &str) -> Option<&'a Directive> {
-        self.directives(name).pop()
-    }
-
-    fn header(&self, header: &str) -> Option<String> {
-        self.directives("proxy_set_header")
-            .into_iter()
-            .find(|d| {
-                d.args
-                    .first()
-                    .is_some_and(|h| h.eq_ignore_ascii_case(header))
-            })
-            .map(|d| d.args[1..].join(" "))
-    }
-
-    fn variable(&self, name: &str) -> Option<String> {
-        self.levels.iter().rev().find_map(|level| {
-            level
-                .iter()
-                .find(|d| d.name == "set" && d.args.first().map(String::as_str) == Some(name))
-                .map(|d| d.args[1].clone())
-        })
-    }
-
-    /// `(host, port)` this location proxies to, `set` variables and upstreams resolved.
-    fn upstream(&self, file: &[Directive]) -> (String, u16) {
-        let pass = self.one("proxy_pass").unwrap_or_else(|| {
-            panic!(
-                "{}: location {} has no proxy_pass",
-                self.what, self.location
-            )
-        });
-        let mut target = pass.args[0].clone();
-        let uses_variables = target.contains('$');
-        while let Some(at) = target.find('$') {
-            let len = name_length(&target[at + 1..]);
-            let name = &target[at..at + 1 + len];
-            let value = self.variable(name).unwrap_or_else(|| {
-                panic!(
-                    "{}: location {}: proxy_pass uses {name}, set nowhere",
-                    self.what, self.location
-                )
-            });
-            target.replace_range(at..at + 1 + len, &value);
-        }
-        let rest = target
-            .strip_prefix("http://")
-            .unwrap_or_else(|| panic!("{}: proxy_pass {target} is not http://", self.what));
-        let authority = rest.split('/').next().unwrap();
-        if let Some(upstream) = file
-            .iter()
-            .find(|d| d.name == "upstream" && d.args.first().map(String::as_str) == Some(authority))
-        {
-            let server = upstream
-                .block
-                .as_ref()
-                .and_then(|b| b.iter().find(|d| d.name == "server"))
-                .unwrap_or_else(|| panic!("{}: upstream {authority} has no server", self.what));
-            return split_host_port(&server.args[0], 80);
-        }
-        let (host, port) = split_host_port(authority, 80);
-        if uses_variables && host.parse::<IpAddr>().is_err() {
-            assert!(
-                self.one("resolver").is_some(),
-                "{}: proxy_pass through a variable needs a `resolver` to look up {host}",
-                self.what
-            );
-        }
-        (host, port)
-    }
-
-    /// client_max_body_size in bytes (nginx default 1m; 0 = no limit).
-    fn max_body(&self) -> u64 {
-        let text = self
-            .one("client_max_body_size")
-            .map(|d| d.args[0].to_ascii_lowercase())
-            .unwrap_or_else(|| "1m".into());
-        let (number, factor) = match text.chars().last() {
-            Some('k') => (&text[..text.len() - 1], 1024),
-            Some('m') => (&text[..text.len() - 1], 1024 * 1024),
-            Some('g') => (&text[..text.len() - 1], 1024 * 1024 * 1024),
-            _ => (text.as_str(), 1),
-        };
-        let value: u64 = number
-            .parse()
-            .unwrap_or_else(|_| panic!("{}: client_max_body_size {text}", self.what));
-        if value == 0 { u64::MAX } else { value * factor }
-    }
-}
-
-fn split_host_port(text: &str, default_port: u16) -> (String, u16) {
-    match text.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(':') => (
-            host.trim_matches(['[', ']']).to_string(),
-            port.parse()
-                .unwrap_or_else(|_| panic!("bad port in {text:?}")),
-        ),
-        _ => (text.to_string(), default_port),
-    }
-}
-
-/// Which location of `levels` (file, then the server if there is one) serves `uri`:
-/// `=` exact match, else the longest prefix. Regex locations are not evaluated here.
-fn route<'a>(what: &str, file: &'a [Directive], uri: &str) -> Scope<'a> {
-    let servers: Vec<&Directive> = file.iter().filter(|d| d.name == "server").collect();
-    let mut levels: Vec<&'a [Directive]> = vec![file];
-    let is_default = |server: &&&Directive| {
-        server
-            .block
-            .as_deref()
-            .unwrap()
-            .iter()
-            .any(|d| d.name == "listen" && d.args.iter().any(|a| a == "default_server"))
-    };
-    let server = match servers.as_slice() {
-        [] => None,
-        [server] => Some(*server),
-        _ => Some(*servers.iter().find(is_default).unwrap_or_else(|| {
-            panic!("{what}: several server blocks and none is the default_server")
-        })),
-    };
-    let candidates: &'a [Directive] = match server {
-        None => file,
-        Some(server) => {
-            let block = server.block.as_deref().unwrap();
-            levels.push(block);
-            block
-        }
-    };
-    let mut best: Option<(&Directive, usize)> = None;
-    for location in candidates.iter().filter(|d| d.name == "location") {
-        let (modifier, path) = match location.args.as_slice() {
-            [path] => ("", path.as_str()),
-            [modifier, path] => (modifier.as_str(), path.as_str()),
-            other => panic!("{what}: cannot read location {other:?}"),
-        };
-        match modifier {
-            "=" if path == uri => {
-                best = Some((location, usize::MAX));
-                break;
-            }
-            "=" => {}
-            "" | "^~" if uri.starts_with(path) => {
-                if best.is_none_or(|(_, len)| path.len() > len) {
-                    best = Some((location, path.len()));
-                }
-            }
-            "" | "^~" => {}
-            "~" | "~*" => panic!(
-                "{what}: regex location {path:?}: this test does not evaluate regex locations"
-            ),
-            other => panic!("{what}: unknown location modifier {other:?}"),
-        }
-    }
-    let (location, _) = best.unwrap_or_else(|| panic!("{what}: no location serves {uri}"));
-    levels.push(location.block.as_deref().unwrap());
-    Scope {
-        what: what.to_string(),
-        levels,
-        location: location.args.join(" "),
-    }
-}
-
-/// Ports nginx listens on for other machines (loopback-only listens left out).
-fn listen_ports(file: &[Directive]) -> Vec<u16> {
-    listens(file, false)
-}
-
-fn listens(file: &[Directive], with_loopback: bool) -> Vec<u16> {
-    file.iter()
-        .filter(|d| d.name == "server")
-        .flat_map(|s| s.block.as_deref().unwrap())
-        .filter(|d| d.name == "listen")
-        .filter_map(|d| {
-            let address = &d.args[0];
-            if let Ok(port) = address.parse::<u16>() {
-                return Some(port);
-            }
-            let (host, port) = split_host_port(address, 80);
-            let loopback =
-                host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) || host == "localhost";
-            (with_loopback || !loopback).then_some(port)
-        })
-        .collect()
-}
-
-// ===================================================================== ini / systemd
-
-/// `[section]` → `key` → values (repeated keys keep every value).
-fn ini(text: &str, comment: &[char]) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
-    let mut sections: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-    let mut current = String::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with(comment) {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            current = name.to_string();
-            continue;
-        }
-        if let Some((key, value)) = line.split_once('=') {
-            sections
-                .entry(current.clone())
-                .or_default()
-                .entry(key.trim().to_string())
-                .or_default()
-                .push(value.trim().to_string());
-        }
-    }
-    sections
-}
-
-fn odoo_conf(path: &str) -> BTreeMap<String, String> {
-    ini(&read(path), &[';', '#'])
-        .remove("options")
-        .unwrap_or_else(|| panic!("{path}: no [options] section"))
-        .into_iter()
-        .map(|(k, mut v)| (k, v.pop().unwrap()))
-        .collect()
-}
-
-fn truthy(value: &str) -> bool {
-    matches!(
-        value.to_ascii_lowercase().as_str(),
-        "true" | "yes" | "1" | "on"
-    )
-}
-
-// ============================================================================ tests
-// ---------------------------------------------------------------------- compose
-
-#[test]
-fn compose_has_the_four_services_and_no_version_key() {
-    for_each_compose(|compose| {
-        for name in ["db", "odoo", "towerhook", "proxy"] {
-            service(compose, name);
-        }
-        assert!(
-            compose.get("version").is_none(),
-            "{COMPOSE}: the Compose specification has no `version:` key"
-        );
-    });
-}
-
-#[test]
-fn only_the_proxy_publishes_a_port_and_it_is_the_port_nginx_listens_on() {
-    for_each_compose(|compose| {
-        for (name, svc) in compose["services"].as_object().unwrap() {
-            assert!(
-                svc.get("network_mode").is_none(),
-                "service {name}: network_mode bypasses the compose network"
-            );
-            let published = svc["ports"].as_array().map_or(0, Vec::len);
-            if name == "proxy" {
-                assert!(published > 0, "the proxy publishes no port");
-            } else {
-                assert_eq!(
-                    published, 0,
-                    "service {name} publishes ports: only the proxy may"
+/// The image's files as the runtime stage's COPY instructions lay them out, under a
+/// temporary root (the sandbox packages, built in the builder stage, are this checkout's),
+/// and `env` with its paths into that root.
+fn in_image(env: &BTreeMap<String, String>) -> (tempfile::TempDir, BTreeMap<String, String>) {
+    let root = tempfile::tempdir().unwrap();
+    let runtime = runtime();
+    let mut laid_out = Vec::new();
+    for (from, sources, destination) in runtime.copies() {
+        let target = root.path().join(destination.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        match (from, sources.as_slice()) {
+            (None, [source]) => {
+                quietly(
+                    Command::new("cp")
+                        .arg("-r")
+                        .arg(repo().join(source))
+                        .arg(&target),
                 );
             }
-        }
-        let (nginx_path, nginx) = proxy_nginx(compose);
-        let listening = listen_ports(&nginx);
-        for port in service(compose, "proxy")["ports"].as_array().unwrap() {
-            let text = match port {
-                Value::Object(_) => scalar(&port["target"]),
-                other => scalar(other),
-            };
-            let container_port: u16 = text
-                .rsplit(':')
-                .next()
-                .unwrap()
-                .trim_end_matches("/tcp")
-                .parse()
-                .unwrap_or_else(|_| panic!("cannot read the proxy's port {text:?}"));
-            assert!(
-                listening.contains(&container_port),
-                "the proxy publishes container port {container_port}, but {nginx_path} listens on \
-             {listening:?}"
-            );
-        }
-    });
-}
-
-/// The nginx file the proxy service mounts into conf.d, parsed.
-fn proxy_nginx(compose: &Value) -> (String, Vec<Directive>) {
-    let proxy = service(compose, "proxy");
-    let (source, target, _) = mounts(proxy)
-        .into_iter()
-        .find(|(_, target, _)| target.starts_with("/etc/nginx/"))
-        .expect("the proxy mounts no nginx configuration");
-    assert!(
-        target.starts_with("/etc/nginx/conf.d/") && target.ends_with(".conf"),
-        "the proxy's configuration is mounted at {target}: server blocks belong in \
-         /etc/nginx/conf.d/*.conf (included inside http {{}})"
-    );
-    let path = relative(&source).to_string();
-    let parsed = nginx_parse(&path, &read(&path));
-    (path, parsed)
-}
-
-/// towerhook's settings inside the container: the image's ENV, then compose's environment.
-fn towerhook_container_env(compose: &Value) -> BTreeMap<String, String> {
-    let mut env = Dockerfile::load().runtime().env();
-    env.extend(environment(service(compose, "towerhook")));
-    env
-}
-
-fn towerhook_container_settings(compose: &Value) -> Settings {
-    load_settings(
-        "the towerhook container (Dockerfile ENV + docker-compose.yml environment)",
-        None,
-        &towerhook_container_env(compose),
-    )
-}
-
-#[test]
-fn every_towerhook_variable_of_compose_is_accepted_by_the_settings_loader() {
-    for_each_compose(|compose| {
-        let settings = towerhook_container_settings(compose);
-        assert_eq!(
-            settings.source,
-            SourceKind::Odoo,
-            "compose: TOWERHOOK_SOURCE"
-        );
-        assert_eq!(
-            settings.log_sink,
-            SinkKind::Odoo,
-            "compose: TOWERHOOK_LOG_SINK"
-        );
-        assert!(
-            settings
-                .admin_token
-                .as_deref()
-                .is_some_and(|t| !t.is_empty()),
-            "compose: TOWERHOOK_ADMIN_TOKEN"
-        );
-        let listen: SocketAddr = settings.listen.parse().unwrap();
-        assert!(
-            listen.ip().is_unspecified(),
-            "towerhook listens on {listen} inside its container: the proxy cannot reach it \
-         (use 0.0.0.0 or [::])"
-        );
-    });
-}
-
-#[test]
-fn the_proxy_routes_webhooks_to_towerhook_and_the_rest_to_odoo() {
-    for_each_compose(|compose| {
-        let settings = towerhook_container_settings(compose);
-        let (path, nginx) = proxy_nginx(compose);
-        let odoo_service = service(compose, "odoo");
-        let (conf_source, _, _) = mount_at("odoo", odoo_service, "/etc/odoo/odoo.conf");
-        let odoo = odoo_conf(relative(&conf_source));
-        let http_port: u16 = odoo.get("http_port").map_or(8069, |p| p.parse().unwrap());
-        let gevent_port: u16 = odoo.get("gevent_port").map_or(8072, |p| p.parse().unwrap());
-
-        let webhook = route(&path, &nginx, "/cetmix_tower_webhooks/demo/hello");
-        assert_eq!(
-            webhook.upstream(&nginx),
-            ("towerhook".to_string(), port_of(&settings.listen)),
-            "{path}: /cetmix_tower_webhooks/ must reach the towerhook service on the port it \
-         listens on ({})",
-            settings.listen
-        );
-        for uri in ["/", "/web/login", "/web/health", "/jsonrpc"] {
-            assert_eq!(
-                route(&path, &nginx, uri).upstream(&nginx),
-                ("odoo".to_string(), http_port),
-                "{path}: {uri} must reach Odoo's HTTP port {http_port}"
-            );
-        }
-        let websocket = route(&path, &nginx, "/websocket");
-        assert_eq!(
-            websocket.upstream(&nginx),
-            ("odoo".to_string(), gevent_port),
-            "{path}: /websocket must reach Odoo's gevent port {gevent_port}"
-        );
-        assert!(
-            odoo.get("workers")
-                .is_some_and(|w| w.parse::<u32>().unwrap() > 0),
-            "odoo.conf: the gevent port {gevent_port} only listens in multi-process mode \
-         (workers > 0)"
-        );
-        assert_eq!(
-            websocket.header("Upgrade").as_deref(),
-            Some("$http_upgrade"),
-            "{path}: /websocket must pass the Upgrade header"
-        );
-        assert!(
-            websocket
-                .header("Connection")
-                .is_some_and(|v| v == "$connection_upgrade" || v.eq_ignore_ascii_case("upgrade")),
-            "{path}: /websocket must pass Connection: upgrade"
-        );
-        assert_eq!(
-            websocket
-                .one("proxy_http_version")
-                .map(|d| d.args[0].as_str()),
-            Some("1.1"),
-            "{path}: websockets need proxy_http_version 1.1"
-        );
-        for uri in ["/cetmix_tower_webhooks/x", "/web", "/websocket"] {
-            let scope = route(&path, &nginx, uri);
-            assert!(
-                scope.header("Host").is_some(),
-                "{path}: {uri} does not pass Host"
-            );
-            assert!(
-                scope.header("X-Forwarded-Proto").is_some(),
-                "{path}: {uri} does not pass X-Forwarded-Proto"
-            );
-            assert_eq!(
-                scope.header("X-Forwarded-For").as_deref(),
-                Some("$proxy_add_x_forwarded_for"),
-                "{path}: {uri}: X-Forwarded-For"
-            );
-        }
-        assert_eq!(
-            webhook.header("X-Real-IP").as_deref(),
-            Some("$remote_addr"),
-            "{path}: webhooks: X-Real-IP"
-        );
-    });
-}
-
-#[test]
-fn the_webhook_route_accepts_bodies_up_to_towerhooks_own_limit() {
-    for_each_compose(|compose| {
-        let settings = towerhook_container_settings(compose);
-        let (path, nginx) = proxy_nginx(compose);
-        let limit = route(&path, &nginx, "/cetmix_tower_webhooks/x").max_body();
-        assert!(
-            limit >= settings.max_body_bytes as u64,
-            "{path}: client_max_body_size ({limit} bytes) for webhooks is below towerhook's \
-         max_body_bytes ({}): nginx would refuse calls towerhook accepts, unlogged",
-            settings.max_body_bytes
-        );
-    });
-}
-
-#[test]
-fn towerhook_trusts_exactly_the_proxys_fixed_address() {
-    for_each_compose(|compose| {
-        let settings = towerhook_container_settings(compose);
-        let proxy = service(compose, "proxy");
-        let networks = proxy["networks"]
-            .as_object()
-            .expect("the proxy has no `networks:` with a fixed ipv4_address");
-        let (network, attachment) = networks
-            .iter()
-            .find(|(_, a)| a.get("ipv4_address").is_some())
-            .expect("the proxy has no fixed ipv4_address");
-        let proxy_ip: std::net::Ipv4Addr = scalar(&attachment["ipv4_address"])
-            .parse()
-            .expect("the proxy's ipv4_address is not an IPv4 address");
-
-        let subnet = compose["networks"][network]["ipam"]["config"]
-            .as_array()
-            .and_then(|configs| configs.iter().find_map(|c| c.get("subnet")))
-            .map(scalar)
-            .unwrap_or_else(|| {
-                panic!("network {network} has no fixed subnet (ipam.config.subnet)")
-            });
-        assert!(
-            in_network(proxy_ip, ipv4_network(&subnet)),
-            "the proxy's address {proxy_ip} is outside its network's subnet {subnet}"
-        );
-
-        let towerhook = service(compose, "towerhook");
-        let attached = match &towerhook["networks"] {
-            Value::Null => vec!["default".to_string()],
-            Value::Array(names) => names.iter().map(scalar).collect(),
-            Value::Object(map) => map.keys().cloned().collect(),
-            other => panic!("towerhook: cannot read networks {other}"),
-        };
-        assert!(
-            attached.iter().any(|n| n == network),
-            "towerhook is not on the proxy's network {network} (it is on {attached:?})"
-        );
-
-        assert_eq!(
-            settings.trusted_proxies,
-            vec![proxy_ip.to_string()],
-            "TOWERHOOK_TRUSTED_PROXIES must name exactly the proxy's address"
-        );
-
-        // What that means for a call: through the proxy, the address nginx saw (appended
-        // last by $proxy_add_x_forwarded_for) is the client, whatever the caller wrote;
-        // from anywhere else, the header is ignored.
-        let trusted: Vec<IpList> = settings
-            .trusted_proxies
-            .iter()
-            .map(|t| IpList::parse(t))
-            .collect();
-        let trusted: Vec<&IpList> = trusted.iter().collect();
-        let forwarded = RequestHeaders::from_pairs([(
-            "X-Forwarded-For".to_string(),
-            "10.0.0.5, 203.0.113.7".to_string(),
-        )]);
-        assert_eq!(
-            effective_client_ip(Some(IpAddr::V4(proxy_ip)), &forwarded, &trusted),
-            Some("203.0.113.7".parse().unwrap()),
-            "a call through the proxy must be judged by the address nginx saw"
-        );
-        let other_container: IpAddr = {
-            let mut octets = proxy_ip.octets();
-            octets[3] = octets[3].wrapping_add(1);
-            IpAddr::from(octets)
-        };
-        assert_eq!(
-            effective_client_ip(Some(other_container), &forwarded, &trusted),
-            Some(other_container),
-            "a neighbour on the compose network must not be able to claim another address"
-        );
-    });
-}
-
-#[test]
-fn towerhook_reaches_odoo_by_service_name_and_port() {
-    for_each_compose(|compose| {
-        let settings = towerhook_container_settings(compose);
-        let url = settings
-            .odoo_url
-            .as_deref()
-            .expect("TOWERHOOK_ODOO_URL is not set");
-        let authority = url
-            .strip_prefix("http://")
-            .unwrap_or_else(|| panic!("TOWERHOOK_ODOO_URL {url}: plain http:// inside the network"))
-            .trim_end_matches('/');
-        let (host, port) = split_host_port(authority, 80);
-        service(compose, &host);
-        assert_eq!(
-            host, "odoo",
-            "TOWERHOOK_ODOO_URL {url} must name the odoo service"
-        );
-        let (conf_source, _, _) = mount_at("odoo", service(compose, "odoo"), "/etc/odoo/odoo.conf");
-        let odoo = odoo_conf(relative(&conf_source));
-        let http_port: u16 = odoo.get("http_port").map_or(8069, |p| p.parse().unwrap());
-        assert_eq!(
-            port, http_port,
-            "TOWERHOOK_ODOO_URL {url}: Odoo listens on {http_port}"
-        );
-
-        let command = service(compose, "odoo")["command"]
-            .as_array()
-            .map(|c| c.iter().map(scalar).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default();
-        if let Some(database) = command
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("--database="))
-        {
-            assert_eq!(
-                Some(database),
-                settings.odoo_db.as_deref(),
-                "Odoo serves database {database}, towerhook reads TOWERHOOK_ODOO_DB"
-            );
-        }
-    });
-}
-
-#[test]
-fn every_service_has_a_healthcheck_and_towerhooks_checks_readiness() {
-    for_each_compose(|compose| {
-        for name in ["db", "odoo", "towerhook", "proxy"] {
-            healthcheck(name, service(compose, name));
-        }
-        assert!(
-            healthcheck("db", service(compose, "db")).contains("pg_isready"),
-            "db: the healthcheck should use pg_isready"
-        );
-        // The proxy's probe asks nginx itself, on a port it listens on.
-        let proxy = healthcheck("proxy", service(compose, "proxy"));
-        let url = proxy
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("proxy: the healthcheck names no http:// URL: {proxy}"));
-        let authority = url["http://".len()..].split('/').next().unwrap();
-        let (_, port) = split_host_port(authority, 80);
-        let (path, nginx) = proxy_nginx(compose);
-        assert!(
-            listens(&nginx, true).contains(&port),
-            "proxy: the healthcheck asks port {port}, {path} listens on {:?}",
-            listens(&nginx, true)
-        );
-        let towerhook = healthcheck("towerhook", service(compose, "towerhook"));
-        assert!(
-            towerhook.contains("/readyz"),
-            "towerhook: the healthcheck should ask /readyz, got {towerhook:?}"
-        );
-        // The probe the healthcheck runs must exist in the image.
-        let program = towerhook.split_whitespace().nth(1).unwrap_or_default();
-        if !program.starts_with('/') && program != "towerhook" {
-            let installed = Dockerfile::load()
-                .runtime()
-                .copies()
-                .iter()
-                .any(|c| c.destination.rsplit('/').next() == Some(program));
-            assert!(
-                installed,
-                "the towerhook healthcheck runs {program}, which the image lacks"
-            );
-        }
-    });
-}
-
-#[test]
-fn towerhook_service_is_built_here_restarts_keeps_its_data_and_stops_gracefully() {
-    for_each_compose(|compose| {
-        let settings = towerhook_container_settings(compose);
-        let towerhook = service(compose, "towerhook");
-        let context = match &towerhook["build"] {
-            Value::String(context) => context.clone(),
-            Value::Object(_) => scalar(&towerhook["build"]["context"]),
-            _ => panic!("towerhook: `build: .` expected"),
-        };
-        assert!(
-            matches!(context.as_str(), "." | "./"),
-            "towerhook must be built from this repository (build: .), not {context:?}"
-        );
-        assert_eq!(
-            scalar(&towerhook["restart"]),
-            "unless-stopped",
-            "towerhook: restart"
-        );
-        assert!(
-            depends_on(towerhook).contains(&"odoo".to_string()),
-            "towerhook must depend on odoo"
-        );
-        let data_dir = settings.data_dir.to_string_lossy().to_string();
-        let (source, _, read_only) = mount_at("towerhook", towerhook, &data_dir);
-        assert!(
-            !source.is_empty() && !source.starts_with('.') && !source.starts_with('/'),
-            "towerhook's data directory should be a named volume, not {source:?}"
-        );
-        assert!(
-            !read_only,
-            "towerhook's data directory is mounted read-only"
-        );
-        assert!(
-            compose["volumes"].get(&source).is_some(),
-            "volume {source} is not declared under top-level `volumes:`"
-        );
-        let grace = duration_secs(&scalar(&towerhook["stop_grace_period"]));
-        assert!(
-            grace > settings.shutdown_grace_secs,
-            "towerhook finishes calls for up to shutdown_grace_secs = {} s after SIGTERM; \
-         stop_grace_period is {grace} s (compose's default is 10 s), after which Docker kills it",
-            settings.shutdown_grace_secs
-        );
-    });
-}
-
-#[test]
-fn odoo_mounts_cetmix_tower_and_the_companion_addon_on_its_addons_path() {
-    let raw = compose_raw();
-    for_each_compose(|compose| {
-        let odoo = service(compose, "odoo");
-        let (conf_source, _, _) = mount_at("odoo", odoo, "/etc/odoo/odoo.conf");
-        let conf_path = relative(&conf_source).to_string();
-        let conf = odoo_conf(&conf_path);
-        let addons_path: Vec<&str> = conf
-            .get("addons_path")
-            .unwrap_or_else(|| panic!("{conf_path}: no addons_path"))
-            .split(',')
-            .map(str::trim)
-            .collect();
-
-        let (cetmix_source, cetmix_target, cetmix_ro) = mount_at(
-            "odoo",
-            service(&raw, "odoo"),
-            "/mnt/extra-addons/cetmix-tower",
-        );
-        assert!(
-            cetmix_source.starts_with("${CETMIX_TOWER_ADDONS:?"),
-            "the Cetmix Tower addons come from CETMIX_TOWER_ADDONS (required), not {cetmix_source:?}"
-        );
-        let (_, addon_target, addon_ro) = mounts(odoo)
-            .into_iter()
-            .find(|(source, _, _)| relative(source) == "odoo_addon")
-            .expect("odoo does not mount ./odoo_addon (the companion addon)");
-        for (target, read_only) in [(&cetmix_target, cetmix_ro), (&addon_target, addon_ro)] {
-            assert!(
-                addons_path.contains(&target.trim_end_matches('/')),
-                "{conf_path}: addons_path {addons_path:?} lacks {target}"
-            );
-            assert!(read_only, "odoo: {target} should be mounted read-only");
-        }
-        assert!(
-            conf.get("proxy_mode").is_some_and(|v| truthy(v)),
-            "{conf_path}: proxy_mode = True (Odoo is behind nginx)"
-        );
-        let db_host = conf.get("db_host").map(String::as_str).unwrap_or("db");
-        service(compose, db_host);
-        assert_eq!(db_host, "db", "{conf_path}: db_host must be the db service");
-
-        // Odoo refuses an addons path entry that holds no module.
-        let addon_dir = repo().join("odoo_addon");
-        if addon_dir.is_dir() {
-            let modules = std::fs::read_dir(&addon_dir)
-                .unwrap()
-                .filter_map(Result::ok)
-                .filter(|e| e.path().join("__manifest__.py").is_file())
-                .count();
-            assert!(
-                modules > 0,
-                "odoo_addon/ holds no module (no */__manifest__.py): Odoo refuses it on addons_path"
-            );
-        }
-    });
-}
-
-#[test]
-fn odoo_image_has_cetmix_towers_python_dependencies() {
-    for_each_compose(|compose| {
-        let odoo = service(compose, "odoo");
-        let dockerfile = match &odoo["build"] {
-            Value::Object(_) => {
-                let context = relative(&scalar(&odoo["build"]["context"])).to_string();
-                let file = scalar(&odoo["build"]["dockerfile"]);
-                let file = if file.is_empty() {
-                    "Dockerfile".to_string()
-                } else {
-                    file
-                };
-                format!("{context}/{file}")
+            (Some(_), _) if destination == runtime.env()["TOWERHOOK_PYTHON_PACKAGES_DIR"] => {
+                std::os::unix::fs::symlink(repo().join(".python-packages"), &target).unwrap();
             }
-            Value::Null => {
-                let image = scalar(&odoo["image"]);
-                panic!(
-                    "odoo runs {image} as is: stock odoo:17.0 lacks paramiko, tldextract, dnspython \
-                 and pyyaml, which Cetmix Tower's modules require"
-                )
-            }
-            other => format!("{}/Dockerfile", relative(&scalar(other))),
-        };
-        let parsed = Dockerfile::parse(&read(&dockerfile));
-        let stage = parsed.stages.last().unwrap();
-        assert!(
-            stage.image.starts_with("odoo:17"),
-            "{dockerfile}: based on {}, expected the official odoo:17.0",
-            stage.image
-        );
-        let runs = stage.runs().join("\n");
-        for package in ["paramiko", "pyyaml", "tldextract", "dnspython"] {
-            assert!(
-                runs.contains(package),
-                "{dockerfile}: does not install {package}"
-            );
+            _ => continue, // the binary: the one under test
         }
-    });
-}
-
-#[test]
-fn env_example_documents_exactly_the_variables_compose_uses() {
-    let used = variables_in(&read(COMPOSE));
-    let documented: BTreeSet<String> = env_file(".env.example")
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    let undocumented: Vec<_> = used.difference(&documented).collect();
-    assert!(
-        undocumented.is_empty(),
-        "{COMPOSE} uses {undocumented:?}, missing from .env.example"
-    );
-    let unused: Vec<_> = documented.difference(&used).collect();
-    assert!(
-        unused.is_empty(),
-        ".env.example sets {unused:?}, which {COMPOSE} never uses (Compose passes only \
-         what the file names to containers)"
-    );
-}
-
-#[test]
-fn env_example_towerhook_variables_are_accepted_by_the_settings_loader() {
-    let env: BTreeMap<String, String> = env_file(".env.example")
-        .into_iter()
-        .filter(|(name, _)| name.starts_with("TOWERHOOK_"))
-        .collect();
-    assert!(!env.is_empty(), ".env.example sets no TOWERHOOK_ variable");
-    load_settings(".env.example", None, &env);
-    // And as the operator fills them in.
-    let filled: BTreeMap<String, String> = operator_env()
-        .into_iter()
-        .filter(|(name, _)| name.starts_with("TOWERHOOK_"))
-        .collect();
-    load_settings(".env.example, filled in", None, &filled);
-}
-
-#[test]
-fn compose_refuses_to_start_without_the_required_settings() {
-    for name in [
-        "CETMIX_TOWER_ADDONS",
-        "POSTGRES_PASSWORD",
-        "TOWERHOOK_ODOO_DB",
-        "TOWERHOOK_ODOO_LOGIN",
-        "TOWERHOOK_ADMIN_TOKEN",
-    ] {
-        let mut vars = operator_env();
-        vars.remove(name);
-        let error = interpolate_value(&compose_raw(), &vars).expect_err(&format!(
-            "{COMPOSE} starts without {name}: use ${{{name}:?message}}"
-        ));
-        assert!(error.contains(name), "{error}");
+        laid_out.push(destination);
     }
+    let env = env
+        .iter()
+        .map(|(key, value)| {
+            let value = match laid_out.iter().any(|d| value.starts_with(d.as_str())) {
+                true => root.path().join(&value[1..]).display().to_string(),
+                false => value.clone(),
+            };
+            (key.clone(), value)
+        })
+        .collect();
+    (root, env)
 }
-
-// ------------------------------------------------------------------- Dockerfile
 
 #[test]
 fn dockerfile_builds_in_a_bookworm_rust_stage_against_debians_python() {
-    let dockerfile = Dockerfile::load();
-    assert!(dockerfile.stages.len() >= 2, "Dockerfile: not multi-stage");
-    let builder = dockerfile.builder();
+    let stages = dockerfile();
+    let builder = stages
+        .iter()
+        .find(|s| s.name.as_deref() == Some("builder"))
+        .expect("Dockerfile: no stage `AS builder`");
     assert!(
-        builder.image.starts_with("rust:") && builder.image.contains("bookworm"),
-        "Dockerfile: the builder is {}, expected a rust:*-bookworm image",
+        builder.image.starts_with("rust:") && builder.image.ends_with("-bookworm"),
+        "{}",
         builder.image
     );
-    assert_eq!(
-        builder.env().get("PYO3_PYTHON").map(String::as_str),
-        Some("/usr/bin/python3.11"),
-        "Dockerfile: the builder must set PYO3_PYTHON=/usr/bin/python3.11 (the [env] of \
-         .cargo/config.toml names a pyenv path that does not exist in the image)"
-    );
-    let runs = builder.runs().join("\n");
-    assert!(
-        runs.contains("python3.11-dev") || runs.contains("libpython3.11-dev"),
-        "Dockerfile: the builder does not install Debian's python3.11-dev"
-    );
-    assert!(
-        builder.runs().iter().any(|r| r.contains("cargo build")
-            && r.contains("--release")
-            && r.contains("--locked")),
-        "Dockerfile: no `cargo build --release --locked` in the builder"
-    );
+    // .cargo/config.toml names a developer's pyenv interpreter, absent in the image.
+    assert_eq!(builder.env()["PYO3_PYTHON"], "/usr/bin/python3.11");
+    assert!(builder.runs().contains("python3.11-dev"));
+    assert!(builder.runs().contains("cargo build --release --locked"));
     let copied: Vec<String> = builder
         .copies()
         .into_iter()
-        .filter(|c| c.from.is_none())
-        .flat_map(|c| c.sources)
-        .map(|s| relative(&s).trim_end_matches('/').to_string())
+        .filter(|(from, ..)| from.is_none())
+        .flat_map(|(_, sources, _)| sources)
         .collect();
     for needed in [
         "Cargo.toml",
@@ -1634,593 +611,980 @@ fn dockerfile_builds_in_a_bookworm_rust_stage_against_debians_python() {
         "src",
         "python_sandbox",
     ] {
-        assert!(
-            copied.iter().any(|c| c == needed),
-            "Dockerfile: the builder does not copy {needed} (copies {copied:?})"
-        );
+        assert!(copied.iter().any(|c| c == needed), "{needed}: {copied:?}");
     }
 }
 
 #[test]
 fn dockerfile_runtime_is_slim_non_root_and_serves_by_default() {
-    let dockerfile = Dockerfile::load();
-    let runtime = dockerfile.runtime();
-    assert_eq!(
-        runtime.image, "debian:bookworm-slim",
-        "Dockerfile: runtime base image"
-    );
-    let runs = runtime.runs().join("\n");
+    let runtime = runtime();
+    assert_eq!(runtime.image, "debian:bookworm-slim");
     for package in ["libpython3.11", "ca-certificates"] {
-        assert!(
-            runs.contains(package),
-            "Dockerfile: the runtime does not install {package}"
-        );
+        assert!(runtime.runs().contains(package), "{package}");
     }
-    let binary = runtime
-        .copies()
-        .into_iter()
-        .find(|c| c.from.as_deref() == Some("builder") && c.destination.ends_with("/towerhook"))
-        .expect("Dockerfile: no COPY --from=builder of the towerhook binary");
     assert!(
-        binary.destination.starts_with("/usr/local/bin/")
-            || binary.destination.starts_with("/usr/bin/"),
-        "Dockerfile: the binary lands in {}, not on PATH (ENTRYPOINT [\"towerhook\"])",
-        binary.destination
+        runtime.copies().contains(&(
+            Some("builder".into()),
+            vec!["/usr/local/bin/towerhook".into()],
+            "/usr/local/bin/towerhook".into()
+        )),
+        "the binary is not copied onto PATH (ENTRYPOINT [\"towerhook\"])"
     );
-    let json = |keyword: &str| -> Vec<String> {
-        let instruction = runtime
-            .all(keyword)
-            .last()
-            .unwrap_or_else(|| panic!("Dockerfile: no {keyword}"));
-        serde_json::from_str(&instruction.args)
-            .unwrap_or_else(|e| panic!("Dockerfile: {keyword} should be a JSON list: {e}"))
-    };
-    assert_eq!(json("ENTRYPOINT"), ["towerhook"]);
-    assert_eq!(json("CMD"), ["serve"]);
-
-    let user = runtime
-        .all("USER")
-        .last()
-        .expect("Dockerfile: no USER: the image would run as root")
-        .args
-        .clone();
-    let name = user.split(':').next().unwrap();
+    assert_eq!(runtime.last("ENTRYPOINT"), ["towerhook"]);
+    assert_eq!(runtime.last("CMD"), ["serve"]);
+    let user = runtime.last("USER")[0].clone();
     assert!(
-        name != "root" && name != "0",
-        "Dockerfile: USER {user} is root"
+        !["root", "0"].contains(&user.split(':').next().unwrap()),
+        "{user}"
     );
-
     let env = runtime.env();
-    let listen = env
-        .get("TOWERHOOK_LISTEN")
-        .expect("Dockerfile: no TOWERHOOK_LISTEN");
-    let address: SocketAddr = listen.parse().expect("TOWERHOOK_LISTEN");
+    let listen: std::net::SocketAddr = env["TOWERHOOK_LISTEN"].parse().unwrap();
     assert!(
-        address.ip().is_unspecified(),
-        "Dockerfile: TOWERHOOK_LISTEN={listen} is unreachable from outside the container"
+        listen.ip().is_unspecified(),
+        "unreachable from outside: {listen}"
     );
-    let exposed: Vec<u16> = runtime
-        .all("EXPOSE")
-        .flat_map(|i| {
-            i.args
-                .split_whitespace()
-                .map(|p| p.trim_end_matches("/tcp").parse().unwrap())
+    assert!(
+        runtime
+            .values("EXPOSE")
+            .concat()
+            .contains(&listen.port().to_string())
+    );
+    assert!(
+        runtime
+            .values("VOLUME")
+            .concat()
+            .contains(&env["TOWERHOOK_DATA_DIR"])
+    );
+    assert_eq!(
+        runtime.last("HEALTHCHECK")[1..],
+        ["towerhook-healthcheck", "/healthz"]
+    );
+    assert!(runtime.copies().iter().any(|(_, sources, destination)| {
+        sources == &["deploy/healthcheck.sh"] && destination.ends_with("/towerhook-healthcheck")
+    }));
+    // The sandbox packages land where towerhook looks for them.
+    let stages = dockerfile();
+    let (stage, run) = stages
+        .iter()
+        .flat_map(|stage| {
+            stage
+                .values("RUN")
+                .concat()
+                .into_iter()
+                .map(move |run| (stage, run))
         })
-        .collect();
+        .find(|(_, run)| {
+            run.contains("pip install") && run.contains("-r python_sandbox/requirements.txt")
+        })
+        .expect("no pip install -r python_sandbox/requirements.txt");
+    let target = run
+        .split_once("--target ")
+        .map(|(_, rest)| rest.split_whitespace().next().unwrap().to_string())
+        .expect("pip install without --target");
     assert!(
-        exposed.contains(&address.port()),
-        "Dockerfile: EXPOSE {exposed:?} does not include the listen port {}",
-        address.port()
-    );
-
-    let data_dir = env
-        .get("TOWERHOOK_DATA_DIR")
-        .expect("Dockerfile: no TOWERHOOK_DATA_DIR");
-    let volumes = runtime
-        .all("VOLUME")
-        .map(|i| i.args.clone())
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert!(
-        volumes.contains(data_dir.as_str()),
-        "Dockerfile: TOWERHOOK_DATA_DIR={data_dir} is not a VOLUME ({volumes})"
-    );
-
-    let healthcheck = runtime
-        .all("HEALTHCHECK")
-        .last()
-        .expect("Dockerfile: no HEALTHCHECK")
-        .args
-        .clone();
-    assert!(
-        healthcheck.contains("/healthz"),
-        "Dockerfile: HEALTHCHECK {healthcheck}"
+        runtime.copies().contains(&(
+            stage.name.clone(),
+            vec![target.clone()],
+            env["TOWERHOOK_PYTHON_PACKAGES_DIR"].clone()
+        )),
+        "{target} is not copied to TOWERHOOK_PYTHON_PACKAGES_DIR"
     );
 }
 
 #[test]
-fn dockerfile_installs_the_sandbox_packages_where_towerhook_looks_for_them() {
-    let dockerfile = Dockerfile::load();
-    let runtime = dockerfile.runtime();
-    let packages_dir = runtime
-        .env()
-        .get("TOWERHOOK_PYTHON_PACKAGES_DIR")
-        .cloned()
-        .expect("Dockerfile: no TOWERHOOK_PYTHON_PACKAGES_DIR (the default is a path of the build checkout)");
-    let (stage, target) = dockerfile
-        .stages
-        .iter()
-        .find_map(|stage| {
-            stage.runs().into_iter().find_map(|run| {
-                if !(run.contains("pip install")
-                    && run.contains("-r python_sandbox/requirements.txt"))
-                {
-                    return None;
-                }
-                let words: Vec<&str> = run.split_whitespace().collect();
-                let target = words.iter().enumerate().find_map(|(i, w)| {
-                    w.strip_prefix("--target=")
-                        .map(String::from)
-                        .or_else(|| (*w == "--target").then(|| words[i + 1].to_string()))
-                });
-                Some((stage, target))
-            })
-        })
-        .expect("Dockerfile: no `pip install ... -r python_sandbox/requirements.txt`");
-    let target = target.expect("Dockerfile: pip install without --target");
-    let installed_at = if std::ptr::eq(stage, runtime) {
-        target
-    } else {
-        let copy = runtime
+fn the_images_defaults_serve_the_demo_with_its_secrets() {
+    // README's signed example: the demo secret's value is in demo/secrets.yaml only.
+    use hmac::Mac;
+    let body = br#"{"ref": "refs/heads/main"}"#;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"demo-webhook-secret").unwrap();
+    mac.update(body);
+    let signature = format!(
+        "X-Hub-Signature-256: sha256={}",
+        hex::encode(mac.finalize().into_bytes())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let payload = dir.path().join("body.json");
+    std::fs::write(&payload, body).unwrap();
+    let (_image, mut env) = in_image(&runtime().env());
+    env.insert(
+        "TOWERHOOK_DATA_DIR".into(),
+        dir.path().display().to_string(),
+    );
+    let output = towerhook(
+        &[
+            "run",
+            "demo/github",
+            "--payload",
+            payload.to_str().unwrap(),
+            "--header",
+            &signature,
+        ],
+        &env,
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("push to refs/heads/main accepted"),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+}
+
+/// Build output, local state and secrets that must never reach the build context.
+const NEVER_SENT: [&str; 6] = [
+    "target",
+    ".python-packages",
+    "data",
+    ".git",
+    ".env",
+    ".env.local",
+];
+
+#[test]
+fn dockerfile_copies_only_what_the_build_context_holds() {
+    // What `docker build .` sends, by the Docker SDK's reading of .dockerignore: the files
+    // of this checkout it sends, and whether it would send those of NEVER_SENT.
+    let program = "import json, sys\n\
+                   from docker.utils.build import PatternMatcher, exclude_paths\n\
+                   lines = open(sys.argv[1] + '/.dockerignore').read().splitlines()\n\
+                   patterns = [l.strip() for l in lines if l.strip() and not l.startswith('#')]\n\
+                   sent = sorted(exclude_paths(sys.argv[1], list(patterns)))\n\
+                   never = [p for p in sys.argv[2:] if not PatternMatcher(patterns).matches(p)]\n\
+                   print(json.dumps([sent, never]))";
+    let mut args = vec![repo()];
+    args.extend(NEVER_SENT.iter().map(Path::new));
+    let answer = python(program, &args);
+    let context: BTreeSet<String> = serde_json::from_value(answer[0].clone()).unwrap();
+    assert_eq!(answer[1], json!([]), ".dockerignore lets these through");
+    let tracked = quietly(Command::new("git").arg("-C").arg(repo()).arg("ls-files"));
+    for stage in dockerfile() {
+        let copies = stage
             .copies()
             .into_iter()
-            .find(|c| c.from.as_deref() == stage.name.as_deref() && c.sources.contains(&target))
-            .unwrap_or_else(|| {
-                panic!("Dockerfile: the packages installed into {target} are not copied into the runtime")
-            });
-        copy.destination
-    };
-    assert_eq!(
-        installed_at.trim_end_matches('/'),
-        packages_dir.trim_end_matches('/'),
-        "Dockerfile: the sandbox packages end up in {installed_at}, towerhook looks in \
-         TOWERHOOK_PYTHON_PACKAGES_DIR={packages_dir}"
-    );
-}
-
-#[test]
-fn dockerfile_defaults_serve_the_demo_with_its_secrets() {
-    let runtime_stage = Dockerfile::load();
-    let runtime = runtime_stage.runtime();
-    let env = runtime.env();
-    let settings = load_settings("the image's ENV (docker run)", None, &env);
-    assert_eq!(settings.source, SourceKind::Yaml);
-    let demo = runtime
-        .copies()
-        .into_iter()
-        .find(|c| {
-            c.from.is_none()
-                && c.sources
-                    .iter()
-                    .any(|s| relative(s).trim_end_matches('/') == "demo")
-        })
-        .expect("Dockerfile: demo/ is not copied into the image");
-    let inside = |container_path: &Path, what: &str| -> PathBuf {
-        let rest = container_path
-            .strip_prefix(&demo.destination)
-            .unwrap_or_else(|_| {
-                panic!(
-                    "{what} {} is not inside the copied demo {}",
-                    container_path.display(),
-                    demo.destination
-                )
-            });
-        let in_repo = repo().join("demo").join(rest);
-        assert!(
-            in_repo.exists(),
-            "{what}: {} does not exist",
-            in_repo.display()
-        );
-        in_repo
-    };
-    inside(&settings.yaml_dir, "TOWERHOOK_YAML_DIR");
-    let secrets = settings.secrets_file.as_deref().expect(
-        "Dockerfile: TOWERHOOK_SECRETS_FILE is not set (the demo's signed webhook needs it)",
-    );
-    inside(secrets, "TOWERHOOK_SECRETS_FILE");
-}
-
-#[test]
-fn dockerfile_copies_only_what_the_context_holds() {
-    let dockerfile = Dockerfile::load();
-    for stage in &dockerfile.stages {
-        for copy in stage.copies().into_iter().filter(|c| c.from.is_none()) {
-            for source in &copy.sources {
-                assert!(
-                    repo().join(relative(source)).exists(),
-                    "Dockerfile: COPY {source}: no such file in the repository"
-                );
-                if let Some(pattern) = dockerignored(source) {
-                    panic!("Dockerfile: COPY {source}, but .dockerignore excludes it ({pattern})");
-                }
+            .filter(|(from, ..)| from.is_none());
+        for source in copies.flat_map(|(_, sources, _)| sources) {
+            let source = source.trim_end_matches('/');
+            assert!(
+                context.contains(source),
+                "COPY {source}: not in the build context"
+            );
+            // every tracked file under a copied directory, too
+            let under = format!("{source}/");
+            for file in tracked.lines().filter(|f| f.starts_with(&under)) {
+                assert!(context.contains(file), "COPY {source}: {file} is excluded");
             }
         }
     }
-    for excluded in ["target", ".python-packages", "data", ".git", ".env"] {
-        assert!(
-            dockerignored(excluded).is_some(),
-            ".dockerignore does not exclude {excluded}"
-        );
-    }
 }
 
-// ---------------------------------------------------------------- health probe
+// -------------------------------------------------------------- health probe
 
-/// Answers one request with `status` and `body`; returns the port and the request line.
-fn one_shot_server(
-    status: &'static str,
-    body: &'static str,
-) -> (u16, std::thread::JoinHandle<String>) {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// Answers one request on a free loopback port with `status` and `body`; the request line.
+fn one_answer(status: &'static str, body: &'static str) -> (u16, std::thread::JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
     let handle = std::thread::spawn(move || {
-        // Gives up after 10 s, so that a probe that never connects fails the test
-        // instead of hanging it.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let stream = loop {
-            match listener.accept() {
-                Ok((stream, _)) => break stream,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if std::time::Instant::now() > deadline {
-                        return "(no connection)".to_string();
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        };
-        stream.set_nonblocking(false).unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut request_line = String::new();
-        reader.read_line(&mut request_line).unwrap();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
-                break;
-            }
-        }
-        let mut stream = stream;
+        let (stream, _) = listener.accept().unwrap();
+        let mut lines = BufReader::new(stream.try_clone().unwrap()).lines();
+        let request = lines.next().unwrap().unwrap();
+        while lines.next().unwrap().is_ok_and(|line| !line.is_empty()) {}
         write!(
-            stream,
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-             connection: close\r\n\r\n{body}",
+            &stream,
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
-        request_line.trim_end().to_string()
+        request
     });
     (port, handle)
 }
 
-fn probe(listen: &str, path: &str) -> std::process::Output {
-    Command::new("bash")
+fn probe(listen: &str, path: &str) -> Output {
+    run(Command::new("bash")
         .arg(repo().join("deploy/healthcheck.sh"))
         .arg(path)
-        .env("TOWERHOOK_LISTEN", listen)
-        .output()
-        .expect("cannot run bash")
+        .env("TOWERHOOK_LISTEN", listen))
 }
 
 #[test]
-fn health_probe_passes_on_200_and_fails_with_the_reason_otherwise() {
-    let (port, server) = one_shot_server("200 OK", r#"{"status": "ready"}"#);
-    let output = probe(&format!("0.0.0.0:{port}"), "/readyz");
-    assert_eq!(server.join().unwrap(), "GET /readyz HTTP/1.1");
-    assert!(
-        output.status.success(),
-        "the probe failed on 200: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-
-    let (port, server) = one_shot_server(
+fn health_probe_fails_with_the_reason_when_towerhook_is_not_ready_or_gone() {
+    let (port, server) = one_answer(
         "503 Service Unavailable",
         r#"{"status": "not ready", "problems": ["definitions not loaded yet"]}"#,
     );
     let output = probe(&format!("0.0.0.0:{port}"), "/readyz");
-    server.join().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(server.join().unwrap(), "GET /readyz HTTP/1.1");
+    let stderr = text(&output.stderr);
     assert!(!output.status.success(), "the probe passed on 503");
     assert!(
         stderr.contains("503") && stderr.contains("definitions not loaded yet"),
-        "the probe should say why: {stderr}"
+        "{stderr}"
     );
-
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let output = probe(&format!("127.0.0.1:{port}"), "/healthz");
     assert!(
-        !output.status.success(),
-        "the probe passed with nothing listening"
+        !probe(&format!("127.0.0.1:{port}"), "/healthz")
+            .status
+            .success()
     );
+    // It passing on 200 is seen in compose_proxy_serves_webhooks_and_odoo_as_configured.
 }
 
-// ---------------------------------------------------------------------- systemd
+// ======================================================================= systemd
 
-fn unit() -> BTreeMap<String, Vec<String>> {
-    ini(&read("deploy/towerhook.service"), &['#', ';'])
-        .remove("Service")
-        .expect("deploy/towerhook.service: no [Service] section")
+const UNIT: &str = "deploy/towerhook.service";
+
+/// The values of `Key=` lines of the unit. systemd-analyze has parsed the file (see
+/// systemd_accepts_the_unit_and_confines_towerhook); no tool prints a unit's values without
+/// a running systemd, so these few are read back as written.
+fn unit(key: &str) -> Vec<String> {
+    read(UNIT)
+        .lines()
+        .filter_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+        .map(|value| value.trim().to_string())
+        .collect()
 }
 
-fn unit_value(unit: &BTreeMap<String, Vec<String>>, key: &str) -> String {
-    unit.get(key)
-        .and_then(|v| v.last())
-        .cloned()
-        .unwrap_or_else(|| panic!("deploy/towerhook.service: no {key}="))
-}
-
-/// Environment= and the example EnvironmentFile, as systemd hands them to towerhook.
-fn unit_env(unit: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    for assignment in unit.get("Environment").into_iter().flatten() {
-        for word in assignment.split_whitespace() {
-            let (k, v) = word.trim_matches('"').split_once('=').unwrap();
-            env.insert(k.to_string(), v.to_string());
-        }
-    }
+/// The environment systemd gives towerhook: `Environment=` and the example EnvironmentFile.
+fn unit_env() -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = unit("Environment")
+        .iter()
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    assert_eq!(unit("EnvironmentFile"), ["/etc/towerhook/towerhook.env"]);
     env.extend(env_file("deploy/towerhook.env.example"));
     env
 }
 
-#[test]
-fn systemd_unit_serves_restarts_and_outlasts_the_grace_period() {
-    let unit = unit();
-    assert_eq!(unit_value(&unit, "Type"), "exec");
-    let user = unit_value(&unit, "User");
-    assert!(user != "root" && user != "0", "the unit runs as root");
-    let exec = unit_value(&unit, "ExecStart");
-    let words: Vec<&str> = exec.split_whitespace().collect();
-    assert!(
-        words[0].starts_with('/') && words[0].ends_with("/towerhook"),
-        "ExecStart {exec}: an absolute path to towerhook"
-    );
-    assert!(
-        words.contains(&"serve"),
-        "ExecStart {exec} does not run `serve`"
-    );
-    let config = words
-        .iter()
-        .position(|w| *w == "--config")
-        .map(|i| words[i + 1])
-        .expect("ExecStart: no --config");
-    assert!(
-        config.ends_with("/towerhook.toml"),
-        "ExecStart --config {config}"
-    );
-    let env_file = unit_value(&unit, "EnvironmentFile");
-    assert!(env_file.trim_start_matches('-').ends_with("/towerhook.env"));
-
-    let restart = unit_value(&unit, "Restart");
-    assert!(
-        matches!(restart.as_str(), "on-failure" | "always" | "on-abnormal"),
-        "Restart={restart} does not restart a crashed towerhook"
-    );
-    let grace = load_settings(
-        "deploy/towerhook.toml with the unit's environment",
-        Some(&repo().join("deploy/towerhook.toml")),
-        &unit_env(&unit),
-    )
-    .shutdown_grace_secs;
-    let stop = duration_secs(&unit_value(&unit, "TimeoutStopSec"));
-    assert!(
-        stop > grace,
-        "TimeoutStopSec={stop}s: towerhook takes up to shutdown_grace_secs = {grace} s to \
-         finish calls in flight, then systemd kills it"
-    );
-    assert_eq!(unit_value(&unit, "KillSignal"), "SIGTERM");
-
-    let state = unit_value(&unit, "StateDirectory");
-    let data_dir = unit_env(&unit)
-        .get("TOWERHOOK_DATA_DIR")
-        .cloned()
-        .expect("the unit does not set TOWERHOOK_DATA_DIR");
+/// ExecStart's arguments after the program, the settings file where the README installs
+/// deploy/towerhook.toml replaced by the repository's.
+fn exec_start_args() -> Vec<String> {
+    let exec = unit("ExecStart");
+    let words: Vec<&str> = exec[0].split_whitespace().collect();
     assert_eq!(
-        data_dir,
-        format!("/var/lib/{state}"),
-        "TOWERHOOK_DATA_DIR must be the StateDirectory (/var/lib/{state})"
+        words[0], "/usr/local/bin/towerhook",
+        "where deploy/README.md installs it"
     );
-    if unit_value(&unit, "ProtectSystem") == "strict" {
-        let writable = unit.get("ReadWritePaths").into_iter().flatten().any(|p| {
-            p.split_whitespace()
-                .any(|p| p.trim_start_matches('-') == data_dir)
-        });
-        assert!(
-            writable || !state.is_empty(),
-            "ProtectSystem=strict without the data directory writable"
-        );
-    }
-    assert!(truthy(&unit_value(&unit, "NoNewPrivileges")));
-    assert!(!unit_value(&unit, "MemoryMax").is_empty());
+    words[1..]
+        .iter()
+        .map(|w| match *w {
+            "/etc/towerhook/towerhook.toml" => {
+                repo().join("deploy/towerhook.toml").display().to_string()
+            }
+            other => other.to_string(),
+        })
+        .collect()
 }
 
 #[test]
-fn systemd_settings_file_and_environment_are_accepted_by_the_settings_loader() {
-    let unit = unit();
-    let env = unit_env(&unit);
-    let toml = repo().join("deploy/towerhook.toml");
-    let settings = load_settings(
-        "deploy/towerhook.toml with the unit's environment",
-        Some(&toml),
-        &env,
+fn systemd_accepts_the_unit_and_confines_towerhook() {
+    // A root as deploy/README.md leaves the machine: the unit and the binary installed, and
+    // the system's own units (network-online.target, ...) for the unit to refer to.
+    let root = tempfile::tempdir().unwrap();
+    let path = |p: &str| root.path().join(p);
+    std::fs::create_dir_all(path("etc/systemd/system")).unwrap();
+    std::fs::create_dir_all(path("usr/local/bin")).unwrap();
+    std::fs::create_dir_all(path("usr/lib/systemd")).unwrap();
+    std::fs::copy(
+        repo().join(UNIT),
+        path("etc/systemd/system/towerhook.service"),
+    )
+    .unwrap();
+    quietly(
+        Command::new("cp")
+            .arg("-a")
+            .arg("/usr/lib/systemd/system")
+            .arg(path("usr/lib/systemd")),
     );
-    assert_eq!(settings.source, SourceKind::Odoo);
-    assert_eq!(settings.log_sink, SinkKind::Odoo);
+    let binary = path("usr/local/bin/towerhook");
+    std::fs::write(
+        &binary,
+        format!(
+            "#!/bin/sh\nexec {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_towerhook")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let root_arg = format!("--root={}", root.path().display());
+    // verify: every key known, every value parsed, the command executable.
+    let output =
+        run(Command::new("systemd-analyze").args(["verify", &root_arg, "towerhook.service"]));
+    assert!(
+        output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    // security: systemd's own assessment of the sandboxing (0 to 100, shown as 0.0 to 10.0).
+    let assessment: Vec<Value> =
+        serde_json::from_str(&quietly(Command::new("systemd-analyze").args([
+            "security",
+            "--offline=yes",
+            &root_arg,
+            "--threshold=20",
+            "--json=short",
+            "towerhook.service",
+        ])))
+        .unwrap();
+    for setting in [
+        "User=/DynamicUser=",
+        "NoNewPrivileges=",
+        "ProtectSystem=",
+        "ProtectHome=",
+        "PrivateTmp=",
+        "PrivateDevices=",
+    ] {
+        assert!(
+            assessment
+                .iter()
+                .any(|a| a["name"] == json!(setting) && a["set"] == json!(true)),
+            "systemd-analyze security: {setting} not in effect"
+        );
+    }
+    assert_eq!(unit("Type"), ["exec"]);
     assert_eq!(
-        settings.data_dir,
-        PathBuf::from(env["TOWERHOOK_DATA_DIR"].as_str()),
-        "data_dir"
+        unit("Restart"),
+        ["on-failure"],
+        "a crashed towerhook restarts"
     );
+    assert_eq!(unit("KillSignal"), ["SIGTERM"]);
+    assert_eq!(
+        unit_env()["TOWERHOOK_DATA_DIR"],
+        format!("/var/lib/{}", unit("StateDirectory")[0]),
+        "the data directory is the one systemd creates for the service user"
+    );
+    assert!(!unit("MemoryMax").is_empty());
+    // The time it gives towerhook to stop is measured in nginx_snippet_and_unit_serve_webhooks_as_configured.
+}
 
-    // The nginx snippet proxies to towerhook's listen address, and towerhook trusts the
-    // address nginx connects from.
-    let snippet = nginx_parse("deploy/nginx.conf", &read("deploy/nginx.conf"));
-    let scope = route("deploy/nginx.conf", &snippet, "/cetmix_tower_webhooks/x");
-    let (host, port) = scope.upstream(&snippet);
-    let listen: SocketAddr = settings.listen.parse().unwrap();
-    assert_eq!(
-        (host.parse::<IpAddr>().ok(), port),
-        (Some(listen.ip()), listen.port()),
-        "deploy/nginx.conf proxies to {host}:{port}, towerhook.toml listens on {listen}"
-    );
-    let nginx_ip: IpAddr = host.parse().unwrap();
-    assert!(
-        settings
-            .trusted_proxies
-            .iter()
-            .any(|t| IpList::parse(t).contains(nginx_ip)),
-        "towerhook.toml: trusted_proxies {:?} does not include nginx's address {nginx_ip}",
-        settings.trusted_proxies
-    );
-    assert_eq!(
-        scope.header("X-Forwarded-For").as_deref(),
-        Some("$proxy_add_x_forwarded_for"),
-        "deploy/nginx.conf: X-Forwarded-For"
-    );
-    assert!(
-        scope.max_body() >= settings.max_body_bytes as u64,
-        "deploy/nginx.conf: client_max_body_size below towerhook's max_body_bytes"
-    );
+/// deploy/towerhook.toml read by the loader towerhook reads it with (the config crate).
+fn settings_file() -> config::Config {
+    config::Config::builder()
+        .add_source(config::File::from(repo().join("deploy/towerhook.toml")))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn towerhook_accepts_the_settings_file_the_unit_gives_it() {
+    let args = exec_start_args();
+    let args: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+    assert_settings_accepted(UNIT, &args, &unit_env());
+    assert_eq!(settings_file().get_string("log_sink").unwrap(), "odoo");
 }
 
 #[test]
 fn every_commented_key_of_the_example_settings_file_is_a_real_setting() {
-    // `# key = value` lines document the other settings; uncommented, they must load too.
+    // `# key = value  # ...` lines document the other settings: uncommented, they must
+    // load as well (towerhook refuses unknown keys and wrong types).
     let text = read("deploy/towerhook.toml");
-    let active: BTreeSet<String> = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
-        .collect();
     let mut uncommented = String::new();
     let mut documented = 0;
     for line in text.lines() {
-        let Some(rest) = line.trim_start().strip_prefix('#') else {
+        let rest = line.strip_prefix("# ").unwrap_or(line);
+        let is_key = rest
+            .split_once(" = ")
+            .is_some_and(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+        if line.starts_with("# ") && is_key {
+            documented += 1;
+            uncommented.push_str(rest);
+        } else {
             uncommented.push_str(line);
-            uncommented.push('\n');
-            continue;
-        };
-        let rest = rest.trim_start();
-        let Some((key, _)) = rest.split_once('=') else {
-            continue;
-        };
-        let key = key.trim();
-        if key.is_empty()
-            || !key
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            || active.contains(key)
-        {
-            continue;
         }
-        documented += 1;
-        uncommented.push_str(rest);
         uncommented.push('\n');
     }
-    assert!(
-        documented > 10,
-        "deploy/towerhook.toml documents only {documented} other keys"
-    );
+    assert!(documented > 10, "only {documented} documented keys");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("towerhook.toml");
     std::fs::write(&file, &uncommented).unwrap();
-    load_settings(
-        "deploy/towerhook.toml with every commented key uncommented",
-        Some(&file),
-        &unit_env(&unit()),
+    assert_settings_accepted(
+        "every key uncommented",
+        &["--config", file.to_str().unwrap()],
+        &unit_env(),
     );
 }
 
-// ------------------------------------------------------------ the helpers themselves
+// ================================================================ nginx, for real
 
-#[test]
-fn helpers_read_what_they_claim() {
-    let vars: BTreeMap<String, String> = [
-        ("A".to_string(), "1".to_string()),
-        ("E".to_string(), String::new()),
-    ]
-    .into();
+/// The caller, on the internet: a documentation address.
+const CALLER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
+/// towerhook's default max_body_bytes (README), which neither deployment changes.
+const MAX_BODY: usize = 1 << 20;
+/// Definitions of the towerhook behind nginx: one echoing what it was given, one slower
+/// than the snippet timeout.
+const WEBHOOKS: &str = r#"
+- {cetmix_tower_model: webhook_authenticator, reference: open, name: Open, code: "result = {'allowed': True}"}
+- {cetmix_tower_model: webhook, reference: echo, name: Echo, authenticator_id: open, endpoint: echo,
+   code: "result = {'exit_code': 0, 'message': json.dumps({'client_ip': client_ip, 'url': url, 'headers': dict(headers)})}"}
+- {cetmix_tower_model: webhook, reference: slow, name: Slow, authenticator_id: open, endpoint: slow,
+   code: "time.sleep(3600)\nresult = {'exit_code': 0, 'message': 'slept'}"}
+"#;
+
+/// Moves this thread, and the threads and processes it starts from now on, into a network
+/// namespace of its own, with only a loopback interface.
+fn private_network() {
+    // SAFETY: unshare(2) changes only the calling thread's namespaces.
+    let status = unsafe { libc::unshare(libc::CLONE_NEWNET) };
     assert_eq!(
-        interpolate("${A}-${B:-x}-${E:-y}-${E-z}-$$-$A", &vars).unwrap(),
-        "1-x-y--$-1"
+        status,
+        0,
+        "unshare(CLONE_NEWNET): {} (needs root, as scripts/test.sh is run)",
+        std::io::Error::last_os_error()
+    );
+    quietly(Command::new("ip").args(["link", "set", "lo", "up"]));
+}
+
+/// A process of the test, stopped when dropped: SIGTERM (nginx's master then stops its
+/// workers, which SIGKILL would leave behind), SIGKILL if it is still there after 5 s;
+/// then the directories it used are removed.
+struct Process(Child, Vec<tempfile::TempDir>);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        self.1.clear();
+    }
+}
+
+impl Process {
+    /// Waits until something listens on `address` (20 s at most); `what` says why not.
+    fn wait_for(&mut self, address: (IpAddr, u16), what: &dyn Fn() -> String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(address).is_err() {
+            assert!(self.0.try_wait().unwrap().is_none(), "exited: {}", what());
+            assert!(
+                Instant::now() < deadline,
+                "nothing on {address:?}: {}",
+                what()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// nginx from `site`, inside http {} as the nginx image's and Debian's main files include
+/// conf.d/*.conf and sites-enabled/*; logs, pid and temporary files in a prefix of its own.
+/// `nginx -t` first: it must pass without a word.
+fn nginx(site: &Path, listens_on: (IpAddr, u16)) -> Process {
+    let prefix = tempfile::tempdir().unwrap();
+    let main = format!(
+        "user root;\nworker_processes 1;\npid nginx.pid;\nerror_log stderr error;\nevents {{}}\n\
+         http {{\n  include /etc/nginx/mime.types;\n  access_log off;\n  client_body_temp_path body;\n  \
+         proxy_temp_path proxy;\n  fastcgi_temp_path fastcgi;\n  uwsgi_temp_path uwsgi;\n  \
+         scgi_temp_path scgi;\n  include {};\n}}\n",
+        site.display()
+    );
+    std::fs::write(prefix.path().join("nginx.conf"), main).unwrap();
+    let args = |command: &mut Command| {
+        command
+            .arg("-e")
+            .arg("stderr")
+            .arg("-p")
+            .arg(prefix.path())
+            .args(["-c", "nginx.conf"]);
+    };
+    let mut test = Command::new("nginx");
+    args(test.args(["-t", "-q"]));
+    quietly(&mut test);
+    let mut command = Command::new("nginx");
+    args(command.args(["-g", "daemon off;"]));
+    let mut nginx = Process(
+        command.stdin(Stdio::null()).spawn().expect("nginx"),
+        vec![prefix],
+    );
+    nginx.wait_for(listens_on, &|| "nginx".into());
+    nginx
+}
+
+/// Odoo as nginx sees it, on every address at `port`: every request answered 200 with what
+/// arrived (`{"odoo": port, "headers": {...}}`), websocket upgrades with 101.
+fn odoo_stand_in(port: u16) {
+    let listener = TcpListener::bind(("0.0.0.0", port)).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut headers = serde_json::Map::new();
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    if let Some((name, value)) = line.split_once(':') {
+                        headers.insert(name.to_ascii_lowercase(), json!(value.trim()));
+                    }
+                    line.clear();
+                }
+                let length = headers
+                    .get("content-length")
+                    .and_then(|v| v.as_str()?.parse().ok());
+                std::io::copy(&mut reader.take(length.unwrap_or(0)), &mut std::io::sink()).unwrap();
+                let answer = if headers.get("upgrade") == Some(&json!("websocket")) {
+                    format!(
+                        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                         Connection: Upgrade\r\nX-Odoo-Port: {port}\r\nX-Seen-Connection: {}\r\n\r\n",
+                        headers["connection"].as_str().unwrap()
+                    )
+                } else {
+                    let body = json!({"odoo": port, "headers": headers}).to_string();
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = (&stream).write_all(answer.as_bytes());
+            });
+        }
+    });
+}
+
+/// `towerhook ARGS` with `env`, serving this test's webhooks; its log kept.
+struct Served {
+    process: Process,
+    log: Arc<Mutex<Vec<String>>>,
+    store: PathBuf,
+}
+
+fn serve(args: &[String], env: &BTreeMap<String, String>, listens_on: (IpAddr, u16)) -> Served {
+    let definitions = tempfile::tempdir().unwrap();
+    std::fs::write(definitions.path().join("hooks.yaml"), WEBHOOKS).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("towerhook.sqlite3");
+    let mut env = env.clone();
+    // The Odoo of these settings is not here: the definitions come from a directory and
+    // the logs stay local (the environment wins over the file, as deploy/README.md says).
+    for (key, value) in [
+        ("TOWERHOOK_SOURCE", "yaml".to_string()),
+        ("TOWERHOOK_LOG_SINK", "local".to_string()),
+        (
+            "TOWERHOOK_YAML_DIR",
+            definitions.path().display().to_string(),
+        ),
+        ("TOWERHOOK_DATA_DIR", data.path().display().to_string()),
+        (
+            "TOWERHOOK_PYTHON_PACKAGES_DIR",
+            repo().join(".python-packages").display().to_string(),
+        ),
+    ] {
+        env.insert(key.into(), value);
+    }
+    env.remove("TOWERHOOK_SECRETS_FILE");
+    let mut process = Process(
+        Command::new(env!("CARGO_BIN_EXE_towerhook"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&env)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        vec![definitions, data],
+    );
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&log);
+    let stderr = process.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
+    process.wait_for(listens_on, &|| log.lock().unwrap().join("\n"));
+    Served {
+        process,
+        log,
+        store,
+    }
+}
+
+impl Served {
+    /// Whether towerhook logged a call answered `status` from `client`: the 413s behind
+    /// nginx must reach the webhook's log (nginx's own would not).
+    fn logged(&self, status: i64, client: Ipv4Addr) -> bool {
+        common::read_logs(&self.store)
+            .iter()
+            .any(|row| row.http_status == status && row.ip_address == Some(client.to_string()))
+    }
+
+    /// SIGTERM; how long it took to exit.
+    fn stop(mut self) -> Duration {
+        let started = Instant::now();
+        quietly(Command::new("kill").args(["-TERM", &self.process.0.id().to_string()]));
+        let status = self.process.0.wait().unwrap();
+        assert!(
+            status.success(),
+            "{status}: {}",
+            self.log.lock().unwrap().join("\n")
+        );
+        started.elapsed()
+    }
+}
+
+fn client(from: IpAddr) -> reqwest::Client {
+    // reqwest is built without a TLS provider of its own (plain HTTP here, but it asks).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .local_address(from)
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// POSTs `body` to `url` from `from` with `headers`: the status and the body, with the
+/// message of towerhook's JSON answers parsed again when it is JSON itself (echo).
+async fn post(from: IpAddr, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Value) {
+    let mut request = client(from).post(url).body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let answer: Value = serde_json::from_str(&text).unwrap_or(json!({"not json": text}));
+    let message = answer["message"]
+        .as_str()
+        .and_then(|m| serde_json::from_str(m).ok());
+    (status, message.unwrap_or(answer))
+}
+
+/// The echo's view of one header, by name in any case.
+fn header<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
+    echo["headers"]
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+}
+
+/// What callers of the webhook URL see through nginx at `front`: towerhook answers, judges
+/// the caller by the address nginx saw whatever it writes in X-Forwarded-For, with or
+/// without underscores (nginx drops names with `_`, its default), and bodies up to its own
+/// limit pass, larger ones get its logged 413, not nginx's.
+async fn webhooks_through(front: &str) {
+    let caller = IpAddr::V4(CALLER);
+    let url = format!("{front}/cetmix_tower_webhooks/echo");
+    let (status, echo) = post(
+        caller,
+        &url,
+        &[
+            ("Host", "hooks.example.org"),
+            ("X-Forwarded-For", "10.0.0.5"),
+            ("X_Forwarded_For", "198.51.100.9"),
+            ("X_Sender_Token", "1"),
+        ],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(echo["client_ip"], json!(CALLER.to_string()), "{echo}");
+    assert_eq!(header(&echo, "X-Real-IP"), Some("203.0.113.7"), "{echo}");
+    assert_eq!(
+        header(&echo, "X-Forwarded-For"),
+        Some("10.0.0.5, 203.0.113.7"),
+        "{echo}"
+    );
+    assert_eq!(header(&echo, "X-Forwarded-Proto"), Some("http"), "{echo}");
+    assert_eq!(
+        echo["url"],
+        json!("http://hooks.example.org/cetmix_tower_webhooks/echo")
+    );
+    assert_eq!(
+        header(&echo, "X-Sender-Token"),
+        None,
+        "nginx passed a header with `_`: {echo}"
+    );
+
+    let (status, _) = post(caller, &url, &[], vec![b'a'; MAX_BODY]).await;
+    assert_eq!(status, 200, "a body of towerhook's limit");
+    let (status, answer) = post(caller, &url, &[], vec![b'a'; MAX_BODY + 1]).await;
+    assert_eq!(
+        (status, &answer["message"]),
+        (
+            413,
+            &json!(format!("Request body too large (limit {MAX_BODY} bytes)"))
+        ),
+        "towerhook's own 413, which it logs"
+    );
+}
+
+/// The slowest call: a snippet running into towerhook's snippet timeout gets towerhook's
+/// answer, not nginx's 504 (proxy_read_timeout is longer).
+async fn slowest_call(front: String) -> (u16, Value) {
+    post(
+        IpAddr::V4(CALLER),
+        &format!("{front}/cetmix_tower_webhooks/slow"),
+        &[],
+        vec![],
+    )
+    .await
+}
+
+fn assert_timed_out_in_towerhook((status, answer): (u16, Value)) {
+    assert_eq!(
+        (status, &answer["message"]),
+        (
+            500,
+            &json!("Webhook code execution error: execution timed out after 30 s")
+        ),
+        "{answer}"
+    );
+}
+
+/// A call straight to towerhook from `neighbour` (not its proxy), claiming to be the caller.
+async fn neighbour_is_judged_by_its_own_address(neighbour: IpAddr, towerhook: &str) {
+    let (status, echo) = post(
+        neighbour,
+        &format!("{towerhook}/cetmix_tower_webhooks/echo"),
+        &[("X-Forwarded-For", &CALLER.to_string())],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (status, &echo["client_ip"]),
+        (200, &json!(neighbour.to_string()))
+    );
+}
+
+async fn reaches_odoo(from: IpAddr, url: &str, port: u16) {
+    let response = client(from).get(url).send().await.unwrap();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(answer["odoo"], json!(port), "{url}: {answer}");
+    let headers = &answer["headers"];
+    assert_eq!(
+        headers["x-forwarded-for"],
+        json!(from.to_string()),
+        "{url}: {headers}"
+    );
+    assert_eq!(
+        headers["x-forwarded-proto"],
+        json!("http"),
+        "{url}: {headers}"
+    );
+    assert!(headers.get("host").is_some(), "{url}: {headers}");
+}
+
+#[tokio::test]
+async fn compose_proxy_serves_webhooks_and_odoo_as_configured() {
+    private_network();
+    // The compose network on this namespace's loopback, moved to a documentation range
+    // with the two documented knobs. On one loopback a connection comes from the address
+    // it goes to: the services answer at the proxy's address, so that nginx's connections
+    // to towerhook come from it, as in Compose.
+    let mut env = operator_env();
+    env.insert("NETWORK_SUBNET".into(), "192.0.2.0/24".into());
+    env.insert("PROXY_IPV4".into(), "192.0.2.10".into());
+    let model = model(&env);
+    let proxy_ip: IpAddr = service(&model, "proxy")["networks"]["default"]["ipv4_address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let neighbour: IpAddr = "192.0.2.11".parse().unwrap();
+    for ip in [proxy_ip, neighbour, IpAddr::V4(CALLER)] {
+        common::ensure_local_address(ip);
+    }
+    // Docker's DNS, at the address nginx-compose.conf's resolver names.
+    let mut dns = Command::new("dnsmasq");
+    dns.args([
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+    ])
+    .args([
+        "--bind-interfaces",
+        "--listen-address=127.0.0.11",
+        "--user=root",
+        "--pid-file=",
+    ]);
+    for name in model["services"].as_object().unwrap().keys() {
+        dns.arg(format!("--address=/{name}/{proxy_ip}"));
+    }
+    let mut dns = Process(
+        dns.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq"),
+        vec![],
+    );
+    // It answers over TCP too: a connection tells it is ready.
+    dns.wait_for(("127.0.0.11".parse().unwrap(), 53), &|| "dnsmasq".into());
+
+    let conf = odoo_conf();
+    let (http_port, gevent_port) = (port(&conf, "http_port"), port(&conf, "gevent_port"));
+    odoo_stand_in(http_port);
+    odoo_stand_in(gevent_port);
+    let (image, container) = in_image(&container_env(&model));
+    let listen: std::net::SocketAddr = container["TOWERHOOK_LISTEN"].parse().unwrap();
+    // The image's command (compose sets none), its environment and the service's.
+    let towerhook = serve(
+        &runtime().last("CMD"),
+        &container,
+        (proxy_ip, listen.port()),
+    );
+
+    let site = mount(&model, "proxy", "/etc/nginx/conf.d/default.conf");
+    let published = service(&model, "proxy")["ports"][0]["target"]
+        .as_u64()
+        .unwrap() as u16;
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let _nginx = nginx(
+        Path::new(site["source"].as_str().unwrap()),
+        (loopback, published),
+    );
+    let front = format!("http://{proxy_ip}:{published}");
+
+    let slow = tokio::spawn(slowest_call(front.clone()));
+    webhooks_through(&front).await;
+    assert!(
+        towerhook.logged(413, CALLER),
+        "the 413 is not in towerhook's log"
+    );
+    neighbour_is_judged_by_its_own_address(
+        neighbour,
+        &format!("http://{proxy_ip}:{}", listen.port()),
+    )
+    .await;
+    for path in ["/", "/web/login", "/web/health", "/jsonrpc"] {
+        reaches_odoo(IpAddr::V4(CALLER), &format!("{front}{path}"), http_port).await;
+    }
+    let upload = client(IpAddr::V4(CALLER))
+        .post(format!("{front}/web/binary/upload_attachment"))
+        .body(vec![b'a'; 8 * MAX_BODY])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        upload.status(),
+        200,
+        "Odoo takes attachments larger than webhooks"
+    );
+    websocket_reaches_gevent(proxy_ip, published, gevent_port);
+
+    // The healthchecks, run as Docker runs them, each in its service (one loopback here).
+    for name in ["odoo", "towerhook", "proxy"] {
+        let test: Vec<String> =
+            serde_json::from_value(service(&model, name)["healthcheck"]["test"].clone()).unwrap();
+        // towerhook's probe is the image's own (a bash script); the others use curl.
+        let in_image = image.path().join("usr/local/bin").join(&test[1]);
+        let mut command = Command::new(if in_image.is_file() { "bash" } else { &test[1] });
+        if in_image.is_file() {
+            command.arg(&in_image).envs(&container);
+        }
+        let output = run(command.args(&test[2..]));
+        assert!(
+            output.status.success(),
+            "{name}: {test:?}: {}",
+            text(&output.stderr)
+        );
+    }
+
+    // `docker compose stop`: towerhook lets the call in flight finish before Docker's kill.
+    let grace = seconds(
+        service(&model, "towerhook")["stop_grace_period"]
+            .as_str()
+            .unwrap(),
+    );
+    let stopped = tokio::task::spawn_blocking(move || towerhook.stop())
+        .await
+        .unwrap();
+    assert_timed_out_in_towerhook(slow.await.unwrap());
+    assert!(
+        stopped.as_secs_f64() < grace,
+        "stopped after {stopped:?}; stop_grace_period {grace} s"
+    );
+}
+
+/// Odoo's bus websocket through the proxy: the upgrade reaches the gevent port with its
+/// Upgrade and Connection headers, and the 101 comes back.
+fn websocket_reaches_gevent(host: IpAddr, port: u16, gevent_port: u16) {
+    let mut stream = TcpStream::connect((host, port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = "GET /websocket HTTP/1.1\r\nHost: odoo.example.org\r\n\
+                   Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    stream.write_all(request.as_bytes()).unwrap();
+    let head: Vec<String> = BufReader::new(stream)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    assert_eq!(head[0], "HTTP/1.1 101 Switching Protocols", "{head:?}");
+    assert!(
+        head.contains(&format!("X-Odoo-Port: {gevent_port}")),
+        "{head:?}"
     );
     assert!(
-        interpolate("${B:?needed}", &vars)
-            .unwrap_err()
-            .contains("needed")
+        head.iter()
+            .any(|h| h.eq_ignore_ascii_case("x-seen-connection: upgrade")),
+        "{head:?}"
     );
-    assert!(interpolate("${E:?needed}", &vars).is_err());
-    assert_eq!(interpolate("${E?needed}", &vars).unwrap(), "");
-    assert_eq!(
-        variables_in("${A:?x} $B $$C ${D:-${F}}"),
-        ["A", "B", "D", "F"].map(String::from).into()
-    );
-    assert!(ignore_matches("target/", "target"));
-    assert!(ignore_matches(
-        "**/__pycache__",
-        "python_sandbox/x/__pycache__"
-    ));
-    assert!(ignore_matches(".env.*", ".env.example"));
-    assert!(!ignore_matches(".env", ".envrc"));
-    assert!(!ignore_matches("data/", "demo"));
-    assert!(in_network(
-        "172.30.0.10".parse().unwrap(),
-        ipv4_network("172.30.0.0/24")
-    ));
-    assert!(!in_network(
-        "172.30.1.10".parse().unwrap(),
-        ipv4_network("172.30.0.0/24")
-    ));
-    assert_eq!(duration_secs("1m30s"), 90.0);
-    assert_eq!(duration_secs("45"), 45.0);
+}
 
-    let nginx = nginx_parse(
-        "test",
-        r#"
-        upstream app { server app:9000; }
-        server {
-            listen 80;
-            client_max_body_size 4m;
-            proxy_set_header Host $host;
-            location / { proxy_pass http://app; }
-            location /a/ { set $u http://svc:81; proxy_pass $u; proxy_set_header X-A "1"; }
-            location = /a/b { proxy_pass http://exact:82/; client_max_body_size 0; }
-        }
-        resolver 127.0.0.11;
-        "#,
+#[tokio::test]
+async fn nginx_snippet_and_unit_serve_webhooks_as_configured() {
+    private_network();
+    let caller = IpAddr::V4(CALLER);
+    let neighbour = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    common::ensure_local_address(caller);
+    // The Odoo site the snippet goes into (deploy/README.md: before its `location /`).
+    let odoo_port = 8069;
+    odoo_stand_in(odoo_port);
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("odoo.conf");
+    std::fs::write(
+        &site,
+        format!(
+            "server {{\n  listen 80 default_server;\n  include {};\n  location / {{\n    \
+             proxy_pass http://127.0.0.1:{odoo_port};\n    proxy_set_header X-Forwarded-For \
+             $proxy_add_x_forwarded_for;\n    proxy_set_header X-Forwarded-Proto $scheme;\n    \
+             proxy_set_header Host $host;\n  }}\n}}\n",
+            repo().join("deploy/nginx.conf").display()
+        ),
+    )
+    .unwrap();
+    // towerhook as the unit starts it: ExecStart's arguments, Environment= and the
+    // EnvironmentFile, listening where deploy/towerhook.toml says.
+    let listen: std::net::SocketAddr = settings_file()
+        .get_string("listen")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let towerhook = serve(
+        &exec_start_args(),
+        &unit_env(),
+        (listen.ip(), listen.port()),
     );
-    assert_eq!(
-        route("t", &nginx, "/x").upstream(&nginx),
-        ("app".into(), 9000)
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let _nginx = nginx(&site, (loopback, 80));
+    let front = "http://127.0.0.1:80".to_string();
+
+    let slow = tokio::spawn(slowest_call(front.clone()));
+    webhooks_through(&front).await;
+    assert!(
+        towerhook.logged(413, CALLER),
+        "the 413 is not in towerhook's log"
     );
-    let a = route("t", &nginx, "/a/c");
-    assert_eq!(a.upstream(&nginx), ("svc".into(), 81));
-    assert_eq!(
-        a.header("Host"),
-        None,
-        "proxy_set_header at the location replaces the server's"
-    );
-    assert_eq!(a.max_body(), 4 * 1024 * 1024);
-    let exact = route("t", &nginx, "/a/b");
-    assert_eq!(exact.upstream(&nginx), ("exact".into(), 82));
-    assert_eq!(exact.max_body(), u64::MAX);
-    assert_eq!(
-        route("t", &nginx, "/").header("Host").as_deref(),
-        Some("$host")
+    neighbour_is_judged_by_its_own_address(neighbour, &format!("http://{listen}")).await;
+    reaches_odoo(caller, &format!("{front}/web/login"), odoo_port).await;
+
+    // `systemctl stop`: towerhook lets the call in flight finish before systemd's SIGKILL.
+    let timeout = seconds(&unit("TimeoutStopSec")[0]);
+    let stopped = tokio::task::spawn_blocking(move || towerhook.stop())
+        .await
+        .unwrap();
+    assert_timed_out_in_towerhook(slow.await.unwrap());
+    assert!(
+        stopped.as_secs_f64() < timeout,
+        "stopped after {stopped:?}; TimeoutStopSec {timeout} s"
     );
 }
