@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::CallService;
 
 use bytes::Bytes;
+use http::StatusCode;
 use serde_json::{Map, Value};
 
 use crate::calls::client_ip::effective_client_ip;
@@ -37,7 +38,7 @@ pub enum BodyRejection {
 /// The response to send and the record to store.
 #[derive(Debug, Clone)]
 pub struct CallOutcome {
-    pub status: u16,
+    pub status: StatusCode,
     /// The JSON body, `{"message": ...}`.
     pub body: String,
     /// Seconds for a `Retry-After` header.
@@ -54,7 +55,7 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
         let record = new_record(services, &registry, &call, None, None);
         return failure(
             record,
-            503,
+            StatusCode::SERVICE_UNAVAILABLE,
             "Definitions not loaded yet, retry later",
             Some(RETRY_AFTER_SECS),
         );
@@ -82,7 +83,7 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
     );
 
     let Some(webhook) = webhook else {
-        return failure(record, 404, "Webhook not found", None);
+        return failure(record, StatusCode::NOT_FOUND, "Webhook not found", None);
     };
     let authenticator = &webhook.authenticator;
     let client = effective_client_ip(
@@ -96,7 +97,7 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
     record.ip_address = client.map(|ip| ip.to_string());
     record.country_code = services.country(client);
     if !authenticator.allowed_ips.allows(client) {
-        return failure(record, 403, "Address not allowed", None);
+        return failure(record, StatusCode::FORBIDDEN, "Address not allowed", None);
     }
 
     let context = CallContext {
@@ -142,7 +143,10 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
             }
             record.http_status = verdict.http_status;
             CallOutcome {
-                status: verdict.http_status,
+                // The sandbox answers the module's statuses, or a shaped response's own
+                // (checked there: 200-599).
+                status: StatusCode::from_u16(verdict.http_status)
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 body,
                 retry_after: None,
                 record,
@@ -161,14 +165,14 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
             }
             failure(
                 record,
-                503,
+                StatusCode::SERVICE_UNAVAILABLE,
                 "Service overloaded, retry later",
                 Some(RETRY_AFTER_SECS),
             )
         }
         Err(PoolError::Stopped) => failure(
             record,
-            503,
+            StatusCode::SERVICE_UNAVAILABLE,
             "Service unavailable, retry later",
             Some(RETRY_AFTER_SECS),
         ),
@@ -198,7 +202,7 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
                 record.endpoint
             );
             let public = internal_error_message(&record.request_id);
-            let mut outcome = failure(record, 500, &public, None);
+            let mut outcome = failure(record, StatusCode::INTERNAL_SERVER_ERROR, &public, None);
             outcome.record.error_message = Some(format!("{public}: {error}"));
             outcome
         }
@@ -246,11 +250,14 @@ fn snippet_failure(
     detail: Option<&str>,
 ) -> CallOutcome {
     let (status, prefix) = match kind {
-        SnippetKind::Authenticator => (403, "Authentication code error: "),
+        SnippetKind::Authenticator => (StatusCode::FORBIDDEN, "Authentication code error: "),
         SnippetKind::Webhook => {
             record.authentication_status = AuthenticationStatus::Success;
             record.code_status = CodeStatus::Failed;
-            (500, "Webhook code execution error: ")
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Webhook code execution error: ",
+            )
         }
     };
     let mut outcome = failure(record, status, &format!("{prefix}{what}"), None);
@@ -322,15 +329,18 @@ pub fn reject(
         None,
     );
     let (status, message) = match rejection {
-        BodyRejection::TooLarge { limit } => {
-            (413, format!("Request body too large (limit {limit} bytes)"))
-        }
-        BodyRejection::TimedOut { seconds } => {
-            (408, format!("Request body not received within {seconds} s"))
-        }
-        BodyRejection::Unreadable(reason) => {
-            (400, format!("Request body could not be read: {reason}"))
-        }
+        BodyRejection::TooLarge { limit } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request body too large (limit {limit} bytes)"),
+        ),
+        BodyRejection::TimedOut { seconds } => (
+            StatusCode::REQUEST_TIMEOUT,
+            format!("Request body not received within {seconds} s"),
+        ),
+        BodyRejection::Unreadable(reason) => (
+            StatusCode::BAD_REQUEST,
+            format!("Request body could not be read: {reason}"),
+        ),
     };
     failure(record, status, &message, None)
 }
@@ -383,11 +393,11 @@ fn new_record(
 
 fn failure(
     mut record: LogRecord,
-    status: u16,
+    status: StatusCode,
     message: &str,
     retry_after: Option<u32>,
 ) -> CallOutcome {
-    record.http_status = status;
+    record.http_status = status.as_u16();
     record.error_message = Some(message.to_string());
     CallOutcome {
         status,

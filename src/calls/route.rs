@@ -172,7 +172,9 @@ async fn read_body(
 }
 
 fn respond(outcome: CallOutcome) -> HttpResponse {
-    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // The flow's statuses are the `http` crate's; actix speaks an older version of it.
+    let status =
+        StatusCode::from_u16(outcome.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Some(shaped) = outcome.response {
         return shaped_response(status, shaped);
     }

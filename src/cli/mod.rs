@@ -348,7 +348,7 @@ fn run_one(mut settings: Settings, request: RunArgs) -> ExitCode {
             peer: Some(request.peer),
         };
         let outcome = crate::calls::flow::handle(&services.calls, call, body.into()).await;
-        println!("HTTP {}", outcome.status);
+        println!("HTTP {}", outcome.status.as_u16());
         println!("{}", outcome.body);
         println!();
         println!("log record:");
@@ -357,7 +357,7 @@ fn run_one(mut settings: Settings, request: RunArgs) -> ExitCode {
             serde_json::to_string_pretty(&outcome.record).unwrap_or_default()
         );
         services.shutdown().await;
-        if outcome.status < 400 {
+        if outcome.status.as_u16() < 400 {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
