@@ -34,6 +34,9 @@ pub enum StartupError {
     Outbox(String),
     #[error("{0}")]
     GeoIp(String),
+    /// towerhook extension (src/delivery).
+    #[error("{0}")]
+    Delivery(String),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -55,6 +58,8 @@ pub struct Services {
     /// configured. Only held, so that it lives as long as the tasks above that run on it.
     _odoo_runtime: Option<OdooRuntime>,
     pub metrics: Arc<Metrics>,
+    /// towerhook extension (src/delivery): duplicate guard, limits, queue.
+    pub delivery: crate::delivery::Guards,
     pub in_flight: InFlight,
     /// Shutting down: readiness says so, so that balancers stop sending calls.
     pub draining: AtomicBool,
@@ -113,6 +118,16 @@ impl Services {
             settings.python_threads,
             settings.python_queue
         );
+        // towerhook extension (src/delivery): the seen delivery ids and the queued calls an
+        // earlier run left; the queue's runner starts here.
+        let delivery = crate::delivery::Guards::start(
+            &settings,
+            &log_store,
+            pool.clone(),
+            Arc::clone(&registry),
+            Arc::clone(&metrics),
+        )
+        .map_err(StartupError::Delivery)?;
         let shipper = match (settings.log_sink, &odoo, &odoo_handle) {
             (SinkKind::Odoo, Some(link), Some(runtime)) => Some(
                 shipper::start(
@@ -145,6 +160,7 @@ impl Services {
             odoo,
             _odoo_runtime: odoo_runtime,
             metrics,
+            delivery,
             in_flight: InFlight::default(),
             draining: AtomicBool::new(false),
             redacted_headers,
@@ -161,6 +177,12 @@ impl Services {
     /// After the last call: stops shipping (what is left waits in the outbox) and commits
     /// every record handed to the store.
     pub async fn shutdown(&self) {
+        // towerhook extension (src/delivery): queued calls running now may end first.
+        self.delivery
+            .shutdown(std::time::Duration::from_secs_f64(
+                self.settings.shutdown_grace_secs,
+            ))
+            .await;
         self.pool.shutdown().await;
         if let Some(shipper) = &self.shipper {
             shipper.stop().await;

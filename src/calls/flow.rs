@@ -3,7 +3,6 @@
 //! response and the log record. Nothing here knows about actix.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 pub use crate::app::services::Services;
 
@@ -45,6 +44,9 @@ pub struct CallOutcome {
     pub record: LogRecord,
     /// The answer a snippet shaped itself (towerhook extension): sent instead of `body`.
     pub response: Option<ShapedResponse>,
+    /// towerhook extension (src/delivery): the call waits in the delivery queue; its log
+    /// record is written when its code has run, not now.
+    pub log_later: bool,
 }
 
 /// Runs one call through the module's flow.
@@ -102,9 +104,22 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
         client_ip: record.ip_address.clone(),
         request_id: call.request_id.clone(),
     };
-    match services
+    // towerhook extension (src/delivery): per-webhook limits, duplicate guard and
+    // accept-now-run-later; webhooks without these settings pass straight through.
+    let admission =
+        match crate::delivery::admit(services, &webhook, &call, &payload, &mut record).await {
+            Ok(admission) => admission,
+            Err(refused) => return refused,
+        };
+    let outcome = match services
         .pool
-        .call(Arc::clone(&webhook), &call.headers, body, &payload, context)
+        .call(
+            admission.snippets(&webhook),
+            &call.headers,
+            body.clone(),
+            &payload,
+            context.clone(),
+        )
         .await
     {
         Ok(verdict) => {
@@ -135,6 +150,7 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
                 retry_after: None,
                 record,
                 response: verdict.response,
+                log_later: false,
             }
         }
         Err(PoolError::Overloaded) => {
@@ -190,7 +206,11 @@ pub async fn handle(services: &Services, call: IncomingCall, body: Bytes) -> Cal
             outcome.record.error_message = Some(format!("{public}: {error}"));
             outcome
         }
-    }
+    };
+    crate::delivery::settle(
+        services, admission, outcome, &webhook, &call, body, &payload, context,
+    )
+    .await
 }
 
 /// The URL the sender called, as it signed it: the `public_url` setting, else the scheme
@@ -365,7 +385,7 @@ fn new_record(
     }
 }
 
-fn failure(
+pub(crate) fn failure(
     mut record: LogRecord,
     status: u16,
     message: &str,
@@ -379,11 +399,12 @@ fn failure(
         retry_after,
         record,
         response: None,
+        log_later: false,
     }
 }
 
 /// `json.dumps({"message": m})` with Python's separators, given `json.dumps(m)`.
-fn message_body(message_json: &str) -> String {
+pub(crate) fn message_body(message_json: &str) -> String {
     format!("{{\"message\": {message_json}}}")
 }
 

@@ -61,15 +61,23 @@ pub async fn call(
     let task = actix_web::rt::spawn(async move {
         let _in_flight = services.in_flight.enter();
         let started = Instant::now();
-        let limit = services.settings.max_body_bytes;
+        // towerhook extension (src/delivery): a webhook's own `max_body_bytes`.
+        let limit = crate::delivery::body_limit(&services, &call);
         let timeout = Duration::from_secs(services.settings.body_timeout_secs);
         let mut outcome = match read_body(body, declared_length, limit, timeout).await {
             Ok(bytes) => flow::handle(&services, call, bytes).await,
-            Err(rejection) => flow::reject(&services, call, &rejection),
+            Err(rejection) => {
+                crate::delivery::note_rejection(&services, &rejection);
+                flow::reject(&services, call, &rejection)
+            }
         };
         let record = std::mem::take(&mut outcome.record);
         flow::observe(&services, &record, started.elapsed());
         let (endpoint, status) = (record.endpoint.clone(), outcome.status);
+        // towerhook extension (src/delivery): a queued call is logged when its code has run.
+        if outcome.log_later {
+            return outcome;
+        }
         if let Err(error) = services.log_store.append(record).await {
             log::error!(
                 "call to {endpoint} answered {status} but its log record was not stored: {error}"

@@ -35,6 +35,12 @@ pub enum Command {
         #[command(subcommand)]
         action: OutboxAction,
     },
+    /// Inspect the calls accepted for later (webhooks with `mode: async`); run dead letters
+    /// again.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+    },
     /// Run one webhook locally through the same pipeline as `serve` and print the answer and
     /// the log record; nothing is stored or shipped. The way to try a snippet before
     /// enabling it.
@@ -91,6 +97,19 @@ pub struct RunArgs {
     peer: std::net::IpAddr,
 }
 
+/// towerhook extension (src/delivery): `towerhook queue list|retry`.
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// Counts by state, and the dead letters (with --queued, the waiting calls too).
+    List {
+        #[arg(long)]
+        queued: bool,
+    },
+    /// Puts dead letters back in the queue (attempts reset): the given ids, or all of
+    /// them. A running towerhook takes them within a second.
+    Retry { ids: Vec<i64> },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum OutboxAction {
     /// Counts by state, and the dead letters (with --pending, the waiting records too).
@@ -120,6 +139,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Worker => unreachable!("handled above"),
         Command::Check => check(&settings),
         Command::Outbox { action } => outbox(&settings, action),
+        Command::Queue { action } => queue(&settings, action),
         Command::Run(request) => run_one(settings, request),
         Command::Export { to } => with_odoo(&settings, |client| async move {
             crate::definitions::roundtrip::export(&client, &to)
@@ -247,6 +267,47 @@ fn outbox(settings: &Settings, action: OutboxAction) -> ExitCode {
             })
         }
         OutboxAction::Retry { ids } => crate::logs::shipper::retry(&store, &ids).map(|moved| {
+            println!("{moved} dead letter(s) queued again");
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("towerhook: {}: {error}", store.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// towerhook extension (src/delivery): the delivery queue in the local store.
+fn queue(settings: &Settings, action: QueueAction) -> ExitCode {
+    let store = settings.log_store_path();
+    if !store.is_file() {
+        eprintln!("towerhook: no log store at {}", store.display());
+        return ExitCode::FAILURE;
+    }
+    let result = match action {
+        QueueAction::List { queued } => {
+            crate::delivery::store::list(&store, queued).map(|listing| {
+                for (state, count) in listing.counts {
+                    println!("{state}: {count}");
+                }
+                for entry in listing.entries {
+                    println!(
+                        "#{} {} {} {} (webhook {}, request {}) attempts {}: {}",
+                        entry.id,
+                        entry.state,
+                        entry.enqueued_at,
+                        entry.endpoint,
+                        entry.webhook_reference,
+                        entry.request_id,
+                        entry.attempts,
+                        entry.last_error.unwrap_or_default()
+                    );
+                }
+            })
+        }
+        QueueAction::Retry { ids } => crate::delivery::store::retry(&store, &ids).map(|moved| {
             println!("{moved} dead letter(s) queued again");
         }),
     };

@@ -82,6 +82,10 @@ struct WebhookRecord<'a> {
     /// only when it is not the module's default (the superuser).
     #[serde(skip_serializing_if = "Option::is_none")]
     user_id: Option<i64>,
+    /// towerhook extensions (src/delivery): the delivery settings that are not the
+    /// default, from the companion addon's fields.
+    #[serde(flatten)]
+    delivery: crate::delivery::policy::Export<'a>,
 }
 
 fn authenticator_record(row: &AuthenticatorRow, top_level: bool) -> AuthenticatorRecord<'_> {
@@ -186,6 +190,7 @@ pub async fn export(client: &OdooClient, dir: &Path) -> Result<ExportReport, Str
             code: Text::of(&row.code),
             content_type: &row.content_type,
             user_id: (row.user_id != SUPERUSER_ID).then_some(row.user_id),
+            delivery: row.delivery.export(),
         };
         let path = dir.join(names.pick("webhook", &row.reference));
         write(&path, &header, record)?;
@@ -407,6 +412,7 @@ pub async fn import(client: &OdooClient, dir: &Path, apply: bool) -> Result<Impo
     let loaded = yaml::load_dir(dir, Arc::default()).map_err(|e| e.to_string())?;
     let warnings = loaded.warnings.iter().map(ToString::to_string).collect();
     let registry = loaded.registry;
+    refuse_delivery_keys_without_fields(client, &registry).await?;
     let snapshot = &read_definitions(client).await?;
     let mut steps = Vec::new();
     for authenticator in registry.authenticators() {
@@ -483,11 +489,50 @@ fn webhook_values(webhook: &Webhook) -> Value {
     if webhook.user_id != SUPERUSER_ID {
         values["user_id"] = json!(webhook.user_id);
     }
+    // towerhook extension (src/delivery): like "Run as User", only the keys the files name.
+    if let Value::Object(values) = &mut values {
+        values.extend(webhook.delivery.written_odoo_values());
+    }
     values
 }
 
+/// towerhook extension (src/delivery): files that set delivery settings need the companion
+/// addon's fields in Odoo; without them nothing is written.
+async fn refuse_delivery_keys_without_fields(
+    client: &OdooClient,
+    registry: &crate::definitions::registry::Registry,
+) -> Result<(), String> {
+    let with_keys: Vec<String> = registry
+        .webhooks()
+        .iter()
+        .filter(|webhook| !webhook.delivery.written_keys().is_empty())
+        .map(|webhook| {
+            format!(
+                "webhook {:?} ({})",
+                webhook.reference,
+                webhook.delivery.written_keys().join(", ")
+            )
+        })
+        .collect();
+    if with_keys.is_empty() {
+        return Ok(());
+    }
+    let available = crate::delivery::odoo::available(client)
+        .await
+        .map_err(|e| format!("asking Odoo for the delivery fields: {e}"))?;
+    if available {
+        return Ok(());
+    }
+    Err(format!(
+        "import refused, nothing written: the files set towerhook delivery settings ({}), but \
+         cx.tower.webhook in this Odoo has no towerhook_* fields: install or upgrade the \
+         companion addon cetmix_tower_webhook_sidecar, or remove those keys",
+        with_keys.join("; ")
+    ))
+}
+
 fn current_webhook(row: &WebhookRow, snapshot: &Snapshot) -> Value {
-    json!({
+    let mut current = json!({
         "name": row.name,
         "active": row.active,
         "authenticator": row
@@ -499,7 +544,12 @@ fn current_webhook(row: &WebhookRow, snapshot: &Snapshot) -> Value {
         "code": row.code,
         "content_type": row.content_type,
         "user_id": row.user_id,
-    })
+    });
+    // towerhook extension (src/delivery): the delivery settings as they apply.
+    if let Value::Object(current) = &mut current {
+        current.extend(row.delivery.odoo_values());
+    }
+    current
 }
 
 fn step(
