@@ -435,10 +435,18 @@ fn run_one(mut settings: Settings, request: RunArgs) -> ExitCode {
         println!("HTTP {}", outcome.status);
         println!("{}", outcome.body);
         println!();
+        // towerhook extension (src/delivery): an async webhook's code runs from the queue,
+        // and its log record is written once it has run.
+        let record = if outcome.log_later {
+            println!("(mode async: queued; its code runs now)");
+            crate::delivery::ran_from_queue(&services).await
+        } else {
+            serde_json::to_value(&outcome.record).ok()
+        };
         println!("log record:");
         println!(
             "{}",
-            serde_json::to_string_pretty(&outcome.record).unwrap_or_default()
+            serde_json::to_string_pretty(&record).unwrap_or_default()
         );
         services.shutdown().await;
         if outcome.status < 400 {

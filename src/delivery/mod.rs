@@ -426,6 +426,19 @@ pub fn readiness(services: &Services) -> Value {
     json!(services.delivery.queue_state())
 }
 
+/// For `towerhook run`: waits until the queue has run what it holds (retries included),
+/// then the last log record written.
+pub async fn ran_from_queue(services: &Services) -> Option<Value> {
+    while services.delivery.queue_state().depth > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let path = services.log_store.path().to_path_buf();
+    tokio::task::spawn_blocking(move || store::last_log(&path).ok().flatten())
+        .await
+        .ok()
+        .flatten()
+}
+
 /// A line for `towerhook check`: which webhooks use these settings.
 pub fn describe(registry: &Registry) -> Option<String> {
     let active = || registry.webhooks().iter().filter(|w| w.active);

@@ -402,3 +402,23 @@ pub fn retry(path: &Path, ids: &[i64]) -> rusqlite::Result<usize> {
     }
     Ok(moved)
 }
+
+/// The last log record written, as JSON (for `towerhook run`).
+pub fn last_log(path: &Path) -> rusqlite::Result<Option<serde_json::Value>> {
+    let connection = open(path)?;
+    connection
+        .query_row(
+            "SELECT json_object('request_id', request_id, 'create_date', create_date,
+                'webhook_reference', webhook_reference, 'endpoint', endpoint,
+                'request_method', request_method, 'request_headers', request_headers,
+                'request_payload', request_payload,
+                'authentication_status', authentication_status, 'code_status', code_status,
+                'http_status', http_status, 'result_message', result_message,
+                'error_message', error_message, 'user_id', user_id, 'ip_address', ip_address)
+             FROM webhook_log ORDER BY id DESC LIMIT 1",
+            [],
+            |row| row.get::<_, String>(0),
+        )
+        .optional()
+        .map(|text| text.and_then(|text| serde_json::from_str(&text).ok()))
+}
