@@ -69,9 +69,24 @@ pub enum Claim {
     Busy,
 }
 
-#[derive(Clone, Default)]
+/// The ids are spread over this many maps, each with its own lock: a map that grows is
+/// rehashed whole under its lock, which for one map of a million ids stalls every call of
+/// every guarded webhook for tens of milliseconds.
+const SHARDS: usize = 64;
+
+type Shard = Mutex<HashMap<String, Mark>>;
+
+#[derive(Clone)]
 pub struct DedupGuard {
-    marks: Arc<Mutex<HashMap<String, Mark>>>,
+    shards: Arc<Vec<Shard>>,
+}
+
+impl Default for DedupGuard {
+    fn default() -> Self {
+        Self {
+            shards: Arc::new((0..SHARDS).map(|_| Mutex::default()).collect()),
+        }
+    }
 }
 
 /// The map key: the id within its webhook (a NUL cannot occur in a reference).
@@ -86,13 +101,21 @@ fn mark_key(webhook: &str, id: &str) -> String {
 impl DedupGuard {
     /// With the ids of earlier runs: (webhook reference, id, expires at Unix ms).
     pub fn with_seen(seen: impl IntoIterator<Item = (String, String, i64)>) -> Self {
-        let marks = seen
-            .into_iter()
-            .map(|(webhook, id, expires)| (mark_key(&webhook, &id), Mark::Seen(expires)))
-            .collect();
-        Self {
-            marks: Arc::new(Mutex::new(marks)),
+        let guard = Self::default();
+        for (webhook, id, expires) in seen {
+            let key = mark_key(&webhook, &id);
+            guard.lock(&key).insert(key, Mark::Seen(expires));
         }
+        guard
+    }
+
+    /// The map `key` lives in, locked.
+    fn lock(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, Mark>> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+        self.shards[hash as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Claims `id` of `webhook`, or says it was seen; waits at most `wait` for a call
@@ -102,7 +125,7 @@ impl DedupGuard {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let mut deciding = {
-                let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+                let mut marks = self.lock(&key);
                 match marks.get(&key) {
                     Some(Mark::Seen(expires)) if *expires > now_ms => return Claim::Duplicate,
                     Some(Mark::Deciding(receiver)) => receiver.clone(),
@@ -129,15 +152,20 @@ impl DedupGuard {
 
     /// Forgets ids whose window is over.
     pub fn prune(&self, now_ms: i64) {
-        self.marks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, mark| !matches!(mark, Mark::Seen(expires) if *expires <= now_ms));
+        for shard in self.shards.iter() {
+            shard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, mark| !matches!(mark, Mark::Seen(expires) if *expires <= now_ms));
+        }
     }
 
     /// Ids remembered (seen or being decided).
     pub fn len(&self) -> usize {
-        self.marks.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -156,8 +184,9 @@ impl Pending {
     /// The call was accepted: the id is seen until `expires_ms`. The caller makes it
     /// durable (a `Write::Seen` in the call's commit).
     pub fn accept(mut self, expires_ms: i64) {
-        let mut marks = self.guard.marks.lock().unwrap_or_else(|e| e.into_inner());
-        marks.insert(std::mem::take(&mut self.key), Mark::Seen(expires_ms));
+        let key = std::mem::take(&mut self.key);
+        let mut marks = self.guard.lock(&key);
+        marks.insert(key, Mark::Seen(expires_ms));
         drop(marks);
         // Waiting repeats wake up and find it seen.
         self.decided.take();
@@ -169,7 +198,7 @@ impl Drop for Pending {
         if self.decided.is_none() {
             return;
         }
-        let mut marks = self.guard.marks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut marks = self.guard.lock(&self.key);
         if matches!(marks.get(&self.key), Some(Mark::Deciding(_))) {
             marks.remove(&self.key);
         }

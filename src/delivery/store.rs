@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS delivery_seen (
     expires_at INTEGER NOT NULL,
     PRIMARY KEY (webhook_reference, delivery_id)
 ) WITHOUT ROWID;
+-- The pruning every minute runs on the writer thread: it must not scan every id.
+CREATE INDEX IF NOT EXISTS delivery_seen_expires ON delivery_seen (expires_at);
 ";
 
 /// A call accepted for later: everything its webhook code needs, and the log record as it
