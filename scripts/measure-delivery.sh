@@ -6,13 +6,16 @@
 #   new id (oha --rand-regex-url), against the same webhook without the guard, at a fixed
 #   rate; and repeats of one id (answered without running the code);
 # - the machine's load before and after (other work may share the cores).
-#   SECONDS_EACH (default 10), RATE (default 2000), PORT (default 18091)
+#   SECONDS_EACH (default 10), RATE (default 2000), PORT (default 18091), SYNC (the log
+#   store's fsync: full, the default, or normal: no fsync per commit, which takes the disk
+#   out of the figures when other work saturates it)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$root"
 seconds="${SECONDS_EACH:-10}"
 rate="${RATE:-2000}"
 port="${PORT:-18091}"
+sync="${SYNC:-full}"
 base="http://127.0.0.1:$port/cetmix_tower_webhooks"
 oha="${OHA:-$(command -v oha || echo "$HOME/.cargo/bin/oha")}"
 
@@ -30,25 +33,29 @@ cat > "$definitions/bench.yaml" <<'YAML'
    endpoint: bench/get-dedup, method: get, dedup_key: "json:id",
    code: "result = {'exit_code': 0, 'message': 'ok'}"}
 YAML
-echo "load before: $(uptime)"
+pressure() { # CPU and disk pressure (Linux PSI): the share of time work waited for them
+  echo "cpu $(head -1 /proc/pressure/cpu 2>/dev/null | cut -d' ' -f2-3); io $(head -1 /proc/pressure/io 2>/dev/null | cut -d' ' -f2-3)"
+}
+echo "log_store_sync = $sync; load before: $(uptime); $(pressure)"
 RUST_LOG=warn TOWERHOOK_DATA_DIR="$data" TOWERHOOK_YAML_DIR="$definitions" \
-  TOWERHOOK_LISTEN="127.0.0.1:$port" ./target/release/towerhook serve &
+  TOWERHOOK_LOG_STORE_SYNC="$sync" TOWERHOOK_LISTEN="127.0.0.1:$port" ./target/release/towerhook serve &
 server=$!
 until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.05; done
 
-run() { # name, oha args...
+run() { # name, oha args...: a warm-up at the same rate (snippets compile, the worker pool
+  # grows to what the scenario holds), then the measured run
   local name="$1"; shift
+  "$oha" --no-tui -z 3s -c 50 -q "$rate" "$@" >/dev/null
   "$oha" --no-tui --output-format json -z "${seconds}s" -c 50 -q "$rate" --latency-correction \
     "$@" > "$data/$name.json"
 }
-# Warm-up: workers start, snippets compile.
-"$oha" --no-tui -z 2s -c 20 "$base/bench/get-plain?id=x" >/dev/null
-run async -m POST -T application/json -d '{"event": "bench"}' "$base/bench/async-slow"
-ready=$(curl -s "http://127.0.0.1:$port/readyz")
 run plain --rand-regex-url "$base/bench/get-plain\\?id=[a-z0-9]{20}"
 run dedup_fresh --rand-regex-url "$base/bench/get-dedup\\?id=[a-z0-9]{20}"
 run dedup_repeat "$base/bench/get-dedup?id=always-the-same"
-echo "load after: $(uptime)"
+# Last: the queue it fills keeps one call running until the end.
+run async -m POST -T application/json -d '{"event": "bench"}' "$base/bench/async-slow"
+ready=$(curl -s "http://127.0.0.1:$port/readyz")
+echo "load after: $(uptime); $(pressure)"
 
 "$python" - "$data" "$ready" <<'PY'
 import json, sqlite3, sys
