@@ -217,6 +217,18 @@ pub struct Settings {
     /// Bearer token of `POST /admin/reload`; without one the route does not exist.
     pub admin_token: Option<String>,
 
+    /// towerhook extension (src/delivery): asynchronous calls waiting in the queue beyond
+    /// which new ones get 503.
+    pub queue_max_calls: usize,
+    /// Wait before the second run of a queued call whose code failed; it doubles with each
+    /// failure.
+    pub queue_retry_first_secs: f64,
+    /// Longest wait between two runs of a failing queued call.
+    pub queue_retry_max_secs: f64,
+    /// Webhooks whose queued calls run at the same time (each webhook's calls run one at
+    /// a time, in arrival order); 0: `python_workers`.
+    pub queue_parallel: usize,
+
     /// Credentials of the Odoo users webhook code runs as ("Run as User"): user id or
     /// login → API key. The superuser (1) runs as the service user.
     #[serde(deserialize_with = "map_or_pairs")]
@@ -290,6 +302,10 @@ impl Default for Settings {
             odoo_retries: 3,
             odoo_poll_secs: 5.0,
             admin_token: None,
+            queue_max_calls: 100_000,
+            queue_retry_first_secs: 1.0,
+            queue_retry_max_secs: 300.0,
+            queue_parallel: 0,
             run_as_users: BTreeMap::new(),
             run_as_policy: RunAsPolicy::Strict,
         }
@@ -445,6 +461,16 @@ impl Settings {
         if !duration(self.shutdown_grace_secs) || !duration(self.shutdown_delay_secs) {
             problems
                 .push("shutdown_grace_secs and shutdown_delay_secs must be 0 or more".to_string());
+        }
+        if !(self.queue_retry_first_secs > 0.0
+            && self.queue_retry_max_secs >= self.queue_retry_first_secs
+            && self.queue_retry_max_secs.is_finite())
+        {
+            problems.push(
+                "queue_retry_first_secs must be positive and queue_retry_max_secs at least as \
+                 long"
+                    .to_string(),
+            );
         }
         if !(self.odoo_poll_secs > 0.0 && self.odoo_timeout_secs > 0.0) {
             problems.push("odoo_poll_secs and odoo_timeout_secs must be positive".to_string());

@@ -13,6 +13,8 @@ pub mod calls;
 pub mod cli;
 pub mod configuration;
 pub mod definitions;
+// towerhook extension: duplicate guard, limits and accept-now-run-later per webhook.
+pub mod delivery;
 pub mod http;
 pub mod logs;
 pub mod odoo;

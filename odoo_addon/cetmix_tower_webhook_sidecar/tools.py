@@ -13,7 +13,9 @@ Contents:
   choice of the global value (no server, no partner), the only one webhook code gets;
 - validation of the log values ``towerhook_create_logs`` receives, the idempotency
   plan (``towerhook_uid``), and the messages of the errors both methods raise;
-- the change notification request (URL, headers, body) sent to towerhook.
+- the change notification request (URL, headers, body) sent to towerhook;
+- the delivery settings of a webhook (towerhook extensions: duplicate guard, limits,
+  accept-now-run-later), checked with towerhook's own rules (src/delivery/policy.rs).
 """
 import datetime
 import json
@@ -464,3 +466,79 @@ def notify_request(url, token, models, database=None):
     if database:
         body["database"] = database
     return url, headers, json.dumps(body, sort_keys=True).encode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------
+# delivery settings (towerhook extensions), the fields the addon adds to cx.tower.webhook
+# ---------------------------------------------------------------------------------------
+
+DELIVERY_MODES = (("sync", "Run at once"), ("async", "Accept now, run later"))
+DEFAULT_DEDUP_WINDOW_SECS = 24 * 3600
+DEFAULT_RETRIES = 5
+DEFAULT_ASYNC_STATUS = 202
+DEFAULT_ASYNC_MESSAGE = "Accepted"
+# field -> (lowest, highest) accepted; the same bounds as towerhook's
+DELIVERY_BOUNDS = {
+    "towerhook_dedup_window_secs": (1, 366 * 24 * 3600),
+    "towerhook_max_body_bytes": (0, 100 * 1024 * 1024),
+    "towerhook_max_concurrent_calls": (0, 100000),
+    "towerhook_rate_per_minute": (0, 6000000),
+    "towerhook_retries": (0, 100),
+    "towerhook_async_status": (200, 299),
+}
+MAX_ASYNC_MESSAGE_CHARS = 4096
+DELIVERY_FIELDS = (
+    "towerhook_dedup_key",
+    "towerhook_dedup_window_secs",
+    "towerhook_max_body_bytes",
+    "towerhook_max_concurrent_calls",
+    "towerhook_rate_per_minute",
+    "towerhook_mode",
+    "towerhook_retries",
+    "towerhook_async_status",
+    "towerhook_async_message",
+)
+_HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9-]+$")
+
+
+def dedup_key_problem(text):
+    """Why ``text`` is not a delivery id place (``header:NAME`` or ``json:a.b``), or None.
+    Empty means no duplicate guard."""
+    if not text:
+        return None
+    expected = "must be header:<Header-Name> or json:<field>[.<field>...]"
+    kind, sep, rest = text.partition(":")
+    if not sep or kind not in ("header", "json"):
+        return "%s, not %r" % (expected, text)
+    if kind == "header" and not _HEADER_NAME_RE.match(rest):
+        return "%s: %r is not a header name (letters, digits and -)" % (expected, rest)
+    if kind == "json" and (not rest or any(not part.strip() for part in rest.split("."))):
+        return "%s: %r has an empty field name" % (expected, rest)
+    return None
+
+
+def delivery_problems(values):
+    """Every delivery setting of ``values`` (a webhook's field values) out of its bounds,
+    as texts naming the field. Absent fields are not checked."""
+    problems = []
+    if "towerhook_dedup_key" in values:
+        problem = dedup_key_problem(values["towerhook_dedup_key"] or "")
+        if problem:
+            problems.append("towerhook_dedup_key: " + problem)
+    for field, (low, high) in DELIVERY_BOUNDS.items():
+        if field not in values:
+            continue
+        value = values[field]
+        # Odoo keeps 0 in an empty integer: 0 means the default there
+        if field in ("towerhook_dedup_window_secs", "towerhook_async_status") and value == 0:
+            continue
+        if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+            problems.append("%s: must be between %d and %d, not %r" % (field, low, high, value))
+    if "towerhook_mode" in values and values["towerhook_mode"] not in (
+            False, None) + tuple(key for key, _label in DELIVERY_MODES):
+        problems.append("towerhook_mode: must be sync or async, not %r" % (values["towerhook_mode"],))
+    message = values.get("towerhook_async_message")
+    if message and len(message) > MAX_ASYNC_MESSAGE_CHARS:
+        problems.append("towerhook_async_message: must be at most %d characters"
+                        % MAX_ASYNC_MESSAGE_CHARS)
+    return problems

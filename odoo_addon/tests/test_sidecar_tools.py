@@ -320,5 +320,55 @@ class TestAddonFiles(unittest.TestCase):
                         compile(handle.read(), path, "exec")
 
 
+class TestDeliverySettings(unittest.TestCase):
+    """The towerhook_* fields of cx.tower.webhook: the same rules as towerhook's
+    (src/delivery/policy.rs), so that a value Odoo stores is one towerhook serves."""
+
+    def test_dedup_keys(self):
+        for good in ("", None, "header:X-GitHub-Delivery", "header:webhook-id", "json:id",
+                     "json:event.id"):
+            self.assertIsNone(tools.dedup_key_problem(good), good)
+        for bad in ("id", "header:", "header:X_Id", "json:", "json:a..b", "query:x"):
+            self.assertIsNotNone(tools.dedup_key_problem(bad), bad)
+
+    def test_defaults_pass_and_bounds_are_named(self):
+        defaults = {
+            "towerhook_dedup_key": False, "towerhook_dedup_window_secs": 86400,
+            "towerhook_max_body_bytes": 0, "towerhook_max_concurrent_calls": 0,
+            "towerhook_rate_per_minute": 0, "towerhook_mode": "sync", "towerhook_retries": 5,
+            "towerhook_async_status": 202, "towerhook_async_message": "Accepted",
+        }
+        self.assertEqual(sorted(defaults), sorted(tools.DELIVERY_FIELDS))
+        self.assertEqual(tools.delivery_problems(defaults), [])
+        # Odoo's empty integer: the default
+        self.assertEqual(tools.delivery_problems(
+            dict(defaults, towerhook_dedup_window_secs=0, towerhook_async_status=0)), [])
+        problems = tools.delivery_problems(dict(
+            defaults, towerhook_dedup_key="id", towerhook_retries=-1,
+            towerhook_async_status=404, towerhook_mode="later",
+            towerhook_rate_per_minute=True, towerhook_async_message="x" * 5000))
+        text = "\n".join(problems)
+        for expected in ("towerhook_dedup_key: must be header:", "towerhook_retries: must be "
+                         "between 0 and 100, not -1", "towerhook_async_status: must be between "
+                         "200 and 299, not 404", "towerhook_mode: must be sync or async",
+                         "towerhook_rate_per_minute: must be between", "towerhook_async_message"):
+            self.assertIn(expected, text)
+
+    def test_the_form_shows_every_field_on_a_towerhook_tab(self):
+        import xml.etree.ElementTree as ET
+        root = ET.parse(os.path.join(ADDON_DIR, "views", "cx_tower_webhook_views.xml")).getroot()
+        record = root.find("record")
+        self.assertEqual(record.find("field[@name='inherit_id']").get("ref"),
+                         "cetmix_tower_webhook.cx_tower_webhook_view_form")
+        page = record.find(".//page[@name='towerhook']")
+        self.assertEqual(page.get("string"), "towerhook")
+        shown = [field.get("name") for field in page.iter("field")]
+        self.assertEqual(shown, list(tools.DELIVERY_FIELDS))
+        # 17.0 refuses attrs; 16.0 does not know invisible expressions: neither is used
+        for element in page.iter():
+            self.assertNotIn("attrs", element.attrib)
+            self.assertNotIn("invisible", element.attrib)
+
+
 if __name__ == "__main__":
     unittest.main()

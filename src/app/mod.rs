@@ -40,6 +40,8 @@ pub enum StartupError {
     Shipper(#[from] shipper::ShipperError),
     #[error(transparent)]
     GeoIp(#[from] crate::logs::geoip::GeoIpError),
+    #[error(transparent)]
+    Delivery(#[from] crate::delivery::DeliveryStoreError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -118,6 +120,16 @@ impl Services {
             settings.python_threads,
             settings.python_queue
         );
+        // towerhook extension (src/delivery): the seen delivery ids and the queued calls an
+        // earlier run left; the queue's runner starts here.
+        let delivery = crate::delivery::Guards::start(
+            &settings,
+            pool_settings(&settings)?.workers,
+            &log_store,
+            pool.clone(),
+            Arc::clone(&registry),
+            Arc::clone(&metrics),
+        )?;
         let shipper = match (settings.log_sink, &odoo, &odoo_handle) {
             (SinkKind::Odoo, Some(link), Some(runtime)) => Some(
                 shipper::start(
@@ -156,6 +168,7 @@ impl Services {
                 public_url: settings.public_url.clone(),
                 snippet_timeout_secs: settings.snippet_timeout_secs,
             },
+            delivery,
         });
         tasks.close();
         Ok(Self {
@@ -175,6 +188,13 @@ impl Services {
     /// left to ship waits in the outbox) and waits for them, and commits every record
     /// handed to the store.
     pub async fn shutdown(&self) {
+        // towerhook extension (src/delivery): queued calls running now may end first.
+        self.calls
+            .delivery
+            .shutdown(std::time::Duration::from_secs_f64(
+                self.settings.shutdown_grace_secs,
+            ))
+            .await;
         self.calls.pool.shutdown().await;
         self.stop.cancel();
         self.tasks.wait().await;

@@ -3,7 +3,6 @@
 //! response and the log record. Nothing here knows about actix.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use super::CallService;
 
@@ -46,6 +45,9 @@ pub struct CallOutcome {
     pub record: LogRecord,
     /// The answer a snippet shaped itself (towerhook extension): sent instead of `body`.
     pub response: Option<ShapedResponse>,
+    /// towerhook extension (src/delivery): the call waits in the delivery queue; its log
+    /// record is written when its code has run, not now.
+    pub log_later: bool,
 }
 
 /// Runs one call through the module's flow.
@@ -106,17 +108,24 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
         client_ip: record.ip_address.clone(),
         request_id: call.request_id.clone(),
     };
-    match services
+    // towerhook extension (src/delivery): per-webhook limits, duplicate guard and
+    // accept-now-run-later; webhooks without these settings pass straight through.
+    let admission =
+        match crate::delivery::admit(services, &webhook, &call, &payload, &mut record).await {
+            Ok(admission) => admission,
+            Err(refused) => return refused,
+        };
+    let outcome = match services
         .pool
         .call(
-            Arc::clone(&webhook),
+            admission.snippets(&webhook),
             call.headers
                 .iter()
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
-            body,
+            body.clone(),
             &payload,
-            context,
+            context.clone(),
         )
         .await
     {
@@ -151,6 +160,7 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
                 retry_after: None,
                 record,
                 response: verdict.response,
+                log_later: false,
             }
         }
         Err(PoolError::Overloaded) => {
@@ -206,7 +216,11 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
             outcome.record.error_message = Some(format!("{public}: {error}"));
             outcome
         }
-    }
+    };
+    crate::delivery::settle(
+        services, admission, outcome, &webhook, &call, body, &payload, context,
+    )
+    .await
 }
 
 /// The URL the sender called, as it signed it: the `public_url` setting, else the scheme
@@ -391,7 +405,7 @@ fn new_record(
     }
 }
 
-fn failure(
+pub(crate) fn failure(
     mut record: LogRecord,
     status: StatusCode,
     message: &str,
@@ -405,11 +419,12 @@ fn failure(
         retry_after,
         record,
         response: None,
+        log_later: false,
     }
 }
 
 /// `json.dumps({"message": m})` with Python's separators, given `json.dumps(m)`.
-fn message_body(message_json: &str) -> String {
+pub(crate) fn message_body(message_json: &str) -> String {
     format!("{{\"message\": {message_json}}}")
 }
 

@@ -33,6 +33,8 @@ pub struct CallService {
     pub geoip: Option<GeoIp>,
     pub in_flight: Arc<InFlight>,
     pub rules: CallRules,
+    /// towerhook extension (src/delivery): duplicate guard, limits, queue.
+    pub delivery: crate::delivery::Guards,
 }
 
 /// The settings the flow applies to every call.

@@ -72,14 +72,23 @@ pub async fn call(
         async move {
             let _in_flight = services.in_flight.enter();
             let started = Instant::now();
-            let limit = services.rules.max_body_bytes;
+            // towerhook extension (src/delivery): a webhook's own `max_body_bytes`.
+            let limit = crate::delivery::body_limit(&services, &call);
             let timeout = services.rules.body_timeout;
             let mut outcome = match read_body(body, declared_length, limit, timeout).await {
                 Ok(bytes) => flow::handle(&services, call, bytes).await,
-                Err(rejection) => flow::reject(&services, call, &rejection),
+                Err(rejection) => {
+                    crate::delivery::note_rejection(&services, &rejection);
+                    flow::reject(&services, call, &rejection)
+                }
             };
             let record = std::mem::take(&mut outcome.record);
             flow::observe(&services, &record, started.elapsed());
+            // towerhook extension (src/delivery): a queued call is logged when its code
+            // has run.
+            if outcome.log_later {
+                return outcome;
+            }
             let (endpoint, status) = (record.endpoint.clone(), outcome.status);
             if let Err(error) = services.log_store.append(record).await {
                 tracing::error!(

@@ -102,6 +102,10 @@ fn describe_registry(registry: &Registry, report: &mut Report) {
         registry.webhooks().len(),
         registry.authenticators().len()
     ));
+    // towerhook extension (src/delivery).
+    if let Some(line) = crate::delivery::describe(registry) {
+        report.line(line);
+    }
 }
 
 /// Snippets that cannot run are answered with an error on every call: say so now, with the
@@ -211,6 +215,11 @@ async fn check_odoo(settings: &Settings, report: &mut Report) -> Option<Registry
             "  warning: {}",
             addon.explain(&client_settings.login)
         )),
+    }
+    // towerhook extension (src/delivery): without the addon's fields, the defaults apply.
+    match crate::delivery::odoo::available(&client).await {
+        Ok(available) => report.line(format!("  {}", crate::delivery::odoo::explain(available))),
+        Err(error) => report.problem(format!("asking for the delivery fields failed: {error}")),
     }
     let logs_to_odoo = settings.log_sink == crate::configuration::SinkKind::Odoo;
     if addon == AddonState::Ready {

@@ -36,6 +36,12 @@ pub enum Command {
         #[command(subcommand)]
         action: OutboxAction,
     },
+    /// Inspect the calls accepted for later (webhooks with `mode: async`); run dead letters
+    /// again.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+    },
     /// Run one webhook locally through the same pipeline as `serve` and print the answer and
     /// the log record; nothing is stored or shipped. The way to try a snippet before
     /// enabling it.
@@ -92,6 +98,19 @@ pub struct RunArgs {
     peer: std::net::IpAddr,
 }
 
+/// towerhook extension (src/delivery): `towerhook queue list|retry`.
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// Counts by state, and the dead letters (with --queued, the waiting calls too).
+    List {
+        #[arg(long)]
+        queued: bool,
+    },
+    /// Puts dead letters back in the queue (attempts reset): the given ids, or all of
+    /// them. A running towerhook takes them within a second.
+    Retry { ids: Vec<i64> },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum OutboxAction {
     /// Counts by state, and the dead letters (with --pending, the waiting records too).
@@ -121,6 +140,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Worker => unreachable!("handled above"),
         Command::Check => check(&settings),
         Command::Outbox { action } => outbox(&settings, action),
+        Command::Queue { action } => queue(&settings, action),
         Command::Run(request) => run_one(settings, request),
         Command::Export { to } => with_odoo(&settings, |client| async move {
             let report = crate::definitions::roundtrip::export(&client, &to).await?;
@@ -253,6 +273,47 @@ fn outbox(settings: &Settings, action: OutboxAction) -> ExitCode {
     }
 }
 
+/// towerhook extension (src/delivery): the delivery queue in the local store.
+fn queue(settings: &Settings, action: QueueAction) -> ExitCode {
+    let store = settings.log_store_path();
+    if !store.is_file() {
+        eprintln!("towerhook: no log store at {}", store.display());
+        return ExitCode::FAILURE;
+    }
+    let result = match action {
+        QueueAction::List { queued } => {
+            crate::delivery::store::list(&store, queued).map(|listing| {
+                for (state, count) in listing.counts {
+                    println!("{state}: {count}");
+                }
+                for entry in listing.entries {
+                    println!(
+                        "#{} {} {} {} (webhook {}, request {}) attempts {}: {}",
+                        entry.id,
+                        entry.state,
+                        entry.enqueued_at,
+                        entry.endpoint,
+                        entry.webhook_reference,
+                        entry.request_id,
+                        entry.attempts,
+                        entry.last_error.unwrap_or_default()
+                    );
+                }
+            })
+        }
+        QueueAction::Retry { ids } => crate::delivery::store::retry(&store, &ids).map(|moved| {
+            println!("{moved} dead letter(s) queued again");
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("towerhook: {}: {error}", store.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn odoo_setup(settings: &Settings, admin_login: &str, admin_secret: &str) -> ExitCode {
     let runtime = match runtime() {
         Ok(runtime) => runtime,
@@ -351,10 +412,18 @@ fn run_one(mut settings: Settings, request: RunArgs) -> ExitCode {
         println!("HTTP {}", outcome.status.as_u16());
         println!("{}", outcome.body);
         println!();
+        // towerhook extension (src/delivery): an async webhook's code runs from the queue,
+        // and its log record is written once it has run.
+        let record = if outcome.log_later {
+            println!("(mode async: queued; its code runs now)");
+            crate::delivery::ran_from_queue(&services.calls).await
+        } else {
+            serde_json::to_value(&outcome.record).ok()
+        };
         println!("log record:");
         println!(
             "{}",
-            serde_json::to_string_pretty(&outcome.record).unwrap_or_default()
+            serde_json::to_string_pretty(&record).unwrap_or_default()
         );
         services.shutdown().await;
         if outcome.status.as_u16() < 400 {

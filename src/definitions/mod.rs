@@ -199,6 +199,8 @@ pub struct Webhook {
     /// "Run as User" (`res.users` id).
     pub user_id: i64,
     pub code: Snippet,
+    /// towerhook extension (src/delivery): duplicate guard, limits, accept-now-run-later.
+    pub delivery: Arc<crate::delivery::Policy>,
 }
 
 /// The module's endpoint constraint: `^[A-Za-z0-9](?:[A-Za-z0-9_/-]*[A-Za-z0-9])?$`.

@@ -66,6 +66,10 @@ pub struct WebhookRow {
     pub content_type: String,
     pub user_id: i64,
     pub code: String,
+    /// towerhook extension (src/delivery): the companion addon's `towerhook_*` fields
+    /// (defaults without them; snapshots cached before them read as defaults).
+    #[serde(default)]
+    pub delivery: crate::delivery::Policy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +119,8 @@ pub struct Mirror {
     snapshot: Snapshot,
     /// (model, id) → when the record's current version was first read.
     unsettled: HashMap<(&'static str, i64), Instant>,
+    /// towerhook extension (src/delivery): whether Odoo has the delivery fields.
+    delivery_fields: crate::delivery::odoo::FieldsProbe,
 }
 
 impl Mirror {
@@ -122,6 +128,7 @@ impl Mirror {
         Self {
             snapshot,
             unsettled: HashMap::new(),
+            delivery_fields: Default::default(),
         }
     }
 
@@ -131,12 +138,24 @@ impl Mirror {
 
     /// Brings the mirror up to date; true when anything changed.
     pub async fn refresh(&mut self, client: &OdooClient) -> Result<bool, OdooError> {
-        let webhooks =
-            refresh_rows(client, &mut self.snapshot.webhooks, &mut self.unsettled).await?;
+        // towerhook extension (src/delivery): the addon's delivery fields are read when Odoo
+        // has them; when that changes every webhook is read again.
+        let (delivery_fields, fields_changed) = self.delivery_fields.fields(client).await?;
+        if fields_changed {
+            self.snapshot.webhooks.clear();
+        }
+        let webhooks = refresh_rows(
+            client,
+            &mut self.snapshot.webhooks,
+            &mut self.unsettled,
+            &delivery_fields,
+        )
+        .await?;
         let authenticators = refresh_rows(
             client,
             &mut self.snapshot.authenticators,
             &mut self.unsettled,
+            &[],
         )
         .await?;
         Ok(webhooks || authenticators)
@@ -156,6 +175,7 @@ async fn refresh_rows<R: Row>(
     client: &OdooClient,
     rows: &mut BTreeMap<i64, R>,
     unsettled: &mut HashMap<(&'static str, i64), Instant>,
+    extra_fields: &[String],
 ) -> Result<bool, OdooError> {
     let listing = client
         .execute(
@@ -187,10 +207,12 @@ async fn refresh_rows<R: Row>(
     rows.retain(|id, _| present.contains(id));
     changed |= rows.len() != before;
     if !to_read.is_empty() {
+        let mut fields: Vec<&str> = R::FIELDS.to_vec();
+        fields.extend(extra_fields.iter().map(String::as_str));
         let answer = client
             .execute(
                 &Call::on(R::MODEL, "read", to_read)
-                    .arg(json!(R::FIELDS))
+                    .arg(json!(fields))
                     .kwarg("context", json!({"active_test": false})),
             )
             .await?;
@@ -260,6 +282,7 @@ fn webhook_row(row: &Value) -> Result<WebhookRow, OdooError> {
         content_type: text(row, "content_type"),
         user_id: many2one(row, "user_id").unwrap_or(SUPERUSER_ID),
         code: text(row, "code"),
+        delivery: crate::delivery::Policy::from_odoo(row),
     })
 }
 
@@ -343,6 +366,18 @@ pub fn build_registry(
             );
             continue;
         }
+        // towerhook extension (src/delivery): the addon validates these; a value it would
+        // refuse leaves the webhook out, as above.
+        if let Some((key, message)) = row.delivery.problems().into_iter().next() {
+            report(
+                WEBHOOK_MODEL,
+                row.id,
+                &row.reference,
+                &crate::delivery::policy::odoo_field(key),
+                message,
+            );
+            continue;
+        }
         webhooks.push(Arc::new(Webhook {
             id: Some(row.id),
             reference: row.reference.clone(),
@@ -354,6 +389,7 @@ pub fn build_registry(
             content_type,
             user_id: row.user_id,
             code: Snippet::with_secrets(SnippetKind::Webhook, &row.code, secrets),
+            delivery: Arc::new(row.delivery.clone()),
         }));
     }
     let registry = Registry::new(webhooks, authenticators.into_values().collect(), secrets);

@@ -82,6 +82,10 @@ struct WebhookRecord<'a> {
     /// only when it is not the module's default (the superuser).
     #[serde(skip_serializing_if = "Option::is_none")]
     user_id: Option<i64>,
+    /// towerhook extensions (src/delivery): the delivery settings that are not the
+    /// default, from the companion addon's fields.
+    #[serde(flatten)]
+    delivery: crate::delivery::policy::Export<'a>,
 }
 
 fn authenticator_record(row: &AuthenticatorRow, top_level: bool) -> AuthenticatorRecord<'_> {
@@ -114,6 +118,18 @@ pub enum RoundTripError {
     /// New records whose reference Odoo would rewrite: nothing was written.
     #[error("import refused, nothing written:\n{}", .0.join("\n"))]
     Refused(Vec<String>),
+    /// towerhook extension (src/delivery): asking Odoo whether it has the fields failed.
+    #[error("asking Odoo for the delivery fields")]
+    DeliveryFields(#[source] OdooError),
+    /// towerhook extension (src/delivery): the files set delivery settings that this Odoo
+    /// cannot store.
+    #[error(
+        "import refused, nothing written: the files set towerhook delivery settings ({}), but \
+         cx.tower.webhook in this Odoo has no towerhook_* fields: install or upgrade the \
+         companion addon cetmix_tower_webhook_sidecar, or remove those keys",
+        .0.join("; ")
+    )]
+    NoDeliveryFields(Vec<String>),
     /// Odoo refused a step: the step, the reason, and what was done before it.
     #[error("import stopped at {step}: {reason} ({before})")]
     Stopped {
@@ -219,6 +235,7 @@ pub async fn export(client: &OdooClient, dir: &Path) -> Result<ExportReport, Rou
             code: Text::of(&row.code),
             content_type: &row.content_type,
             user_id: (row.user_id != SUPERUSER_ID).then_some(row.user_id),
+            delivery: row.delivery.export(),
         };
         let path = dir.join(names.pick("webhook", &row.reference));
         write(&path, &header, record)?;
@@ -445,6 +462,7 @@ pub async fn import(
     let loaded = yaml::load_dir(dir, Arc::default())?;
     let warnings = loaded.warnings.iter().map(ToString::to_string).collect();
     let registry = loaded.registry;
+    refuse_delivery_keys_without_fields(client, &registry).await?;
     let snapshot = &read_definitions(client).await?;
     let mut steps = Vec::new();
     for authenticator in registry.authenticators() {
@@ -521,11 +539,45 @@ fn webhook_values(webhook: &Webhook) -> Value {
     if webhook.user_id != SUPERUSER_ID {
         values["user_id"] = json!(webhook.user_id);
     }
+    // towerhook extension (src/delivery): like "Run as User", only the keys the files name.
+    if let Value::Object(values) = &mut values {
+        values.extend(webhook.delivery.written_odoo_values());
+    }
     values
 }
 
+/// towerhook extension (src/delivery): files that set delivery settings need the companion
+/// addon's fields in Odoo; without them nothing is written.
+async fn refuse_delivery_keys_without_fields(
+    client: &OdooClient,
+    registry: &crate::definitions::registry::Registry,
+) -> Result<(), RoundTripError> {
+    let with_keys: Vec<String> = registry
+        .webhooks()
+        .iter()
+        .filter(|webhook| !webhook.delivery.written_keys().is_empty())
+        .map(|webhook| {
+            format!(
+                "webhook {:?} ({})",
+                webhook.reference,
+                webhook.delivery.written_keys().join(", ")
+            )
+        })
+        .collect();
+    if with_keys.is_empty() {
+        return Ok(());
+    }
+    let available = crate::delivery::odoo::available(client)
+        .await
+        .map_err(RoundTripError::DeliveryFields)?;
+    if available {
+        return Ok(());
+    }
+    Err(RoundTripError::NoDeliveryFields(with_keys))
+}
+
 fn current_webhook(row: &WebhookRow, snapshot: &Snapshot) -> Value {
-    json!({
+    let mut current = json!({
         "name": row.name,
         "active": row.active,
         "authenticator": row
@@ -537,7 +589,12 @@ fn current_webhook(row: &WebhookRow, snapshot: &Snapshot) -> Value {
         "code": row.code,
         "content_type": row.content_type,
         "user_id": row.user_id,
-    })
+    });
+    // towerhook extension (src/delivery): the delivery settings as they apply.
+    if let Value::Object(current) = &mut current {
+        current.extend(row.delivery.odoo_values());
+    }
+    current
 }
 
 fn step(

@@ -39,6 +39,16 @@ const WEBHOOK_FIELDS: &[&str] = &[
     "secret_ids",
     // towerhook extension: "Run as User" is not part of the module's export.
     "user_id",
+    // towerhook extensions (src/delivery/policy.rs KEYS): delivery settings.
+    "dedup_key",
+    "dedup_window_secs",
+    "max_body_bytes",
+    "max_concurrent_calls",
+    "rate_per_minute",
+    "mode",
+    "retries",
+    "async_status",
+    "async_message",
 ];
 
 const AUTHENTICATOR_FIELDS: &[&str] = &[
@@ -137,6 +147,7 @@ struct WebhookDraft {
     content_type: ContentType,
     user_id: i64,
     code: String,
+    delivery: crate::delivery::Policy,
 }
 
 #[derive(Default)]
@@ -346,6 +357,9 @@ impl Reader {
         let user_id = fields.user_id();
         let code = fields.code();
         let authenticator = fields.authenticator_reference();
+        // towerhook extension (src/delivery): the webhook's delivery settings.
+        let delivery =
+            crate::delivery::Policy::from_yaml(record, |key, message| fields.fail(key, message));
         if let Some(endpoint) = &endpoint
             && !is_valid_endpoint(endpoint)
         {
@@ -377,6 +391,7 @@ impl Reader {
             content_type: content_type?,
             user_id,
             code: code?,
+            delivery,
         })
     }
 
@@ -505,6 +520,7 @@ impl Reader {
                 content_type: draft.content_type,
                 user_id: draft.user_id,
                 code: Snippet::with_secrets(SnippetKind::Webhook, &draft.code, &self.secrets),
+                delivery: Arc::new(draft.delivery),
             }));
         }
         webhooks

@@ -36,6 +36,8 @@ pub async fn ready(services: web::Data<Services>) -> HttpResponse {
         "stale": stale,
         "log_retention_days": services.calls.log_store.retention_days(),
         "outbox": outbox_state(&services),
+        // towerhook extension (src/delivery): calls accepted for later.
+        "queue": crate::delivery::readiness(&services.calls),
         "problems": problems,
     });
     if problems.is_empty() {

@@ -66,6 +66,8 @@ pub async fn metrics(services: web::Data<Services>) -> HttpResponse {
             Err(error) => tracing::warn!("metrics: {error}"),
         }
     }
+    // towerhook extension (src/delivery): the queue and the duplicate guard.
+    crate::delivery::sample_metrics(&services.calls);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(metrics.render())

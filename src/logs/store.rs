@@ -125,6 +125,9 @@ type Reply = oneshot::Sender<Result<(), StoreError>>;
 #[allow(clippy::large_enum_variant)]
 enum Message {
     Append(LogRecord, Reply),
+    /// towerhook extension (src/delivery/store.rs): a change to the delivery queue or the
+    /// duplicate guard, committed in the same group commit as log records.
+    Delivery(crate::delivery::store::Write, Reply),
     /// Commit everything sent before, then stop.
     Close(oneshot::Sender<()>),
 }
@@ -257,6 +260,21 @@ impl LogStore {
         committed.await.map_err(|_| StoreError::Stopped)?
     }
 
+    /// towerhook extension (src/delivery): sends `write` to the writer now (in order with
+    /// records and other writes); the future says when it is committed. A write the disk
+    /// refuses is not retried: its sender is told.
+    pub fn deliver(
+        &self,
+        write: crate::delivery::store::Write,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + use<> {
+        let (reply, committed) = oneshot::channel();
+        let sent = self.sender.send(Message::Delivery(write, reply));
+        async move {
+            sent.map_err(|_| StoreError::Stopped)?;
+            committed.await.map_err(|_| StoreError::Stopped)?
+        }
+    }
+
     /// Commits every record handed over before, and stops the writer.
     pub async fn close(&self) -> Result<(), StoreError> {
         let (done, closed) = oneshot::channel();
@@ -301,6 +319,8 @@ pub(crate) fn open_connection(path: &Path, sync: SyncMode) -> rusqlite::Result<C
         },
     )?;
     super::schema::create(&connection)?;
+    // towerhook extension (src/delivery): the queue and the seen delivery ids.
+    connection.execute_batch(crate::delivery::store::SCHEMA)?;
     Ok(connection)
 }
 
@@ -333,27 +353,29 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => {
                     if !self.retry.is_empty() {
-                        self.commit(Vec::new());
+                        self.commit(Vec::new(), Vec::new());
                     }
                     return;
                 }
             };
             let mut batch: Vec<(LogRecord, Reply)> = Vec::new();
+            let mut deliveries = Vec::new();
             let mut closing = None;
             for message in first.into_iter().chain(self.receiver.try_iter()) {
                 match message {
                     Message::Append(record, reply) => batch.push((record, reply)),
+                    Message::Delivery(write, reply) => deliveries.push((write, reply)),
                     Message::Close(done) => {
                         closing = Some(done);
                         break;
                     }
                 }
-                if batch.len() >= MAX_BATCH {
+                if batch.len() + deliveries.len() >= MAX_BATCH {
                     break;
                 }
             }
-            if !batch.is_empty() || !self.retry.is_empty() {
-                self.commit(batch);
+            if !batch.is_empty() || !deliveries.is_empty() || !self.retry.is_empty() {
+                self.commit(batch, deliveries);
             }
             if let Some(done) = closing {
                 if !self.retry.is_empty() {
@@ -369,18 +391,32 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: Vec<(LogRecord, Reply)>) {
+    fn commit(
+        &mut self,
+        batch: Vec<(LogRecord, Reply)>,
+        deliveries: Vec<(crate::delivery::store::Write, Reply)>,
+    ) {
         let (records, replies): (Vec<LogRecord>, Vec<Reply>) = batch.into_iter().unzip();
+        // towerhook extension (src/delivery): the writes' own log records (queued calls
+        // that ended) commit with them, all or nothing, and are not held for a retry.
+        let (writes, write_replies): (Vec<_>, Vec<Reply>) = deliveries.into_iter().unzip();
+        let write_records: Vec<&LogRecord> = writes.iter().filter_map(|w| w.record()).collect();
         let result = insert_all(
             &mut self.connection,
-            self.retry.iter().chain(records.iter()),
+            self.retry
+                .iter()
+                .chain(records.iter())
+                .chain(write_records.iter().copied()),
             self.initial_state,
+            &writes,
         );
         match result {
             Ok(bytes) => {
                 if self.initial_state == "pending" {
-                    self.outbox
-                        .add((self.retry.len() + records.len()) as u64, bytes);
+                    self.outbox.add(
+                        (self.retry.len() + records.len() + write_records.len()) as u64,
+                        bytes,
+                    );
                 }
                 if !self.retry.is_empty() {
                     tracing::info!(
@@ -391,7 +427,7 @@ impl Writer {
                     self.held.store(0, Ordering::Relaxed);
                 }
                 self.set_health(None);
-                for reply in replies {
+                for reply in replies.into_iter().chain(write_replies) {
                     let _ = reply.send(Ok(()));
                 }
             }
@@ -405,7 +441,7 @@ impl Writer {
                 self.retry.extend(records);
                 self.held.store(self.retry.len(), Ordering::Relaxed);
                 self.set_health(Some(format!("log store not writable: {message}")));
-                for reply in replies {
+                for reply in replies.into_iter().chain(write_replies) {
                     let _ = reply.send(Err(StoreError::Commit(message.clone())));
                 }
             }
@@ -454,6 +490,7 @@ fn insert_all<'a>(
     connection: &mut Connection,
     records: impl Iterator<Item = &'a LogRecord>,
     state: &str,
+    deliveries: &[crate::delivery::store::Write],
 ) -> rusqlite::Result<u64> {
     let transaction = connection.transaction()?;
     let mut bytes = 0;
@@ -469,6 +506,8 @@ fn insert_all<'a>(
             insert.execute(values.as_slice())?;
         }
     }
+    // towerhook extension (src/delivery): the queue's and the duplicate guard's changes.
+    crate::delivery::store::apply(&transaction, deliveries)?;
     transaction.commit()?;
     Ok(bytes)
 }

@@ -122,6 +122,9 @@ pub(crate) enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
+// Cloned for the delivery queue's runner (towerhook extension, src/delivery): clones send
+// to the same supervisor.
+#[derive(Clone)]
 pub struct Pool {
     commands: mpsc::UnboundedSender<Command>,
     status: Arc<PoolStatus>,

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub worker_restarts: IntGaugeVec,
     pub calls_killed_for_time: IntGauge,
     pub worker_memory_bytes: IntGaugeVec,
+    /// towerhook extension (src/delivery): duplicates, limit refusals, the queue.
+    pub delivery: crate::delivery::metrics::DeliveryMetrics,
 }
 
 impl Metrics {
@@ -141,6 +143,7 @@ impl Metrics {
                 "Resident memory of each snippet worker",
                 &["pid"],
             ),
+            delivery: crate::delivery::metrics::DeliveryMetrics::register(&registry),
             registry,
         }
     }

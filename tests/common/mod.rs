@@ -4,6 +4,7 @@
 
 pub mod mmdb;
 pub mod odoo;
+pub mod recorder;
 
 use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};

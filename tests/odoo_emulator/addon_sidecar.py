@@ -67,10 +67,42 @@ def _validation_error(error):
     return ValidationError(str(error))
 
 
+_DELIVERY_MODES = [("sync", "Run at once"), ("async", "Accept now, run later")]
+
+
 class WebhookSidecar(BaseModel):
-    """cx.tower.webhook + towerhook_secret_values (addon models/cx_tower_webhook.py)."""
+    """cx.tower.webhook + towerhook_secret_values and the delivery settings
+    (addon models/cx_tower_webhook.py)."""
 
     _extends = "cx.tower.webhook"
+    # the addon's @api.constrains, with tools.delivery_problems as the addon calls it
+    _constraints = [("_check_towerhook_delivery", (
+        "towerhook_dedup_key", "towerhook_dedup_window_secs", "towerhook_max_body_bytes",
+        "towerhook_max_concurrent_calls", "towerhook_rate_per_minute", "towerhook_mode",
+        "towerhook_retries", "towerhook_async_status", "towerhook_async_message"))]
+
+    towerhook_dedup_key = F.Char(string="Delivery ID")
+    towerhook_dedup_window_secs = F.Integer(string="Remember Delivery IDs (s)", default=86400)
+    towerhook_max_body_bytes = F.Integer(string="Max Body (bytes)", default=0)
+    towerhook_max_concurrent_calls = F.Integer(string="Max Calls at Once", default=0)
+    towerhook_rate_per_minute = F.Integer(string="Max Calls per Minute per Address", default=0)
+    towerhook_mode = F.Selection(_DELIVERY_MODES, string="Run Code", default="sync",
+                                 required=True)
+    towerhook_retries = F.Integer(string="Retries", default=5)
+    towerhook_async_status = F.Integer(string="Accepted Status", default=202)
+    towerhook_async_message = F.Char(string="Accepted Message", default="Accepted")
+
+    def _check_towerhook_delivery(self):
+        t = tools()
+        for rec in self:
+            values = {name: rec._get(rec.id, name) for name in t.DELIVERY_FIELDS}
+            # unset integers read as 0 in Odoo (an empty text as False)
+            values = {name: (0 if value is None and name not in (
+                "towerhook_dedup_key", "towerhook_mode", "towerhook_async_message")
+                else value) for name, value in values.items()}
+            problems = t.delivery_problems(values)
+            if problems:
+                raise ValidationError("\n".join(problems))
 
     @api.model
     def towerhook_secret_values(self, webhook_ids=None, authenticator_ids=None):
@@ -330,6 +362,16 @@ def set_installed(db, name, installed=True, members=()):
             except BaseException:
                 db.addons.discard(name)
                 raise
+            # Odoo fills a new column's default into the existing rows
+            for ext in addon["extensions"]:
+                table = db.tables[ext._extends]
+                for fname, field in vars(ext).items():
+                    if not isinstance(field, F.Field) or field.default is None:
+                        continue
+                    for rec_id, row in table.items():
+                        if fname not in row:
+                            db._log(("row", ext._extends, rec_id, dict(row)))
+                            row[fname] = field.default
     elif not installed and name in db.addons:
         with db.transaction():
             env = db.env()

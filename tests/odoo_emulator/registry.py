@@ -73,6 +73,9 @@ def build_registry(major, addons=()):
         attrs = {"_fields": fields}
         if exts:
             attrs["_sql_constraints"] = _merged_sql_constraints(cls, exts)
+            # Python constraints of the model and of each extension (Odoo runs them all)
+            attrs["_constraints"] = list(cls._constraints) + [
+                constraint for ext in exts for constraint in vars(ext).get("_constraints", ())]
         sub = type(cls.__name__, (base,), attrs)
         registry[cls._name] = sub
     return registry

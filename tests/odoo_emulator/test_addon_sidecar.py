@@ -15,6 +15,12 @@ from test_emulator import ADMIN, DB, DEMO, TOWERHOOK, OdooError, http
 ADDON = "cetmix_tower_webhook_sidecar"
 GROUP = ADDON + ".group_sidecar"
 
+
+def addon_tools():
+    """The addon's tools.py, as the emulator loads it."""
+    import addon_sidecar
+    return addon_sidecar.tools()
+
 SECRETS_FIXTURE = {
     "records": [
         # test.key_token (reference api_token, global value "s3cr3t") comes from the base
@@ -268,6 +274,45 @@ class TestSecretValues(SidecarTestCase):
                                                  webhook_id=False, error_message=False)]])
         self.assertEqual(len(created), 1)
         self.assertIsInstance(created[0], int)
+
+
+class TestDeliveryFields(SidecarTestCase):
+    """The towerhook_* fields of cx.tower.webhook (towerhook's delivery settings)."""
+
+    def test_fields_come_with_the_addon_with_defaults_and_checks(self):
+        webhook = self.ref("test.webhook_post")
+        fields = self.service("cx.tower.webhook", "fields_get", [["towerhook_mode"]],
+                              {"attributes": ["type"]})
+        self.assertEqual(fields, {})
+        self.assert_odoo_error("builtins.ValueError", self.service, "cx.tower.webhook", "read",
+                               [[webhook], ["towerhook_mode"]])
+        self.install(members=["towerhook"])
+        names = list(addon_tools().DELIVERY_FIELDS)
+        fields = self.service("cx.tower.webhook", "fields_get", [names], {"attributes": ["type"]})
+        self.assertEqual(sorted(fields), sorted(names))
+        # existing webhooks get the defaults, as Odoo fills a new column
+        row = self.service("cx.tower.webhook", "read", [[webhook], names])[0]
+        self.assertEqual({k: row[k] for k in names}, {
+            "towerhook_dedup_key": False, "towerhook_dedup_window_secs": 86400,
+            "towerhook_max_body_bytes": 0, "towerhook_max_concurrent_calls": 0,
+            "towerhook_rate_per_minute": 0, "towerhook_mode": "sync", "towerhook_retries": 5,
+            "towerhook_async_status": 202, "towerhook_async_message": "Accepted"})
+        self.service("cx.tower.webhook", "write", [[webhook], {
+            "towerhook_mode": "async", "towerhook_dedup_key": "header:X-GitHub-Delivery"}])
+        text = self.assert_odoo_error("odoo.exceptions.ValidationError", self.service,
+                                      "cx.tower.webhook", "write",
+                                      [[webhook], {"towerhook_dedup_key": "X-GitHub-Delivery"}])
+        self.assertIn("towerhook_dedup_key: must be header:", text)
+        self.assert_odoo_error("odoo.exceptions.ValidationError", self.service,
+                               "cx.tower.webhook", "write",
+                               [[webhook], {"towerhook_async_status": 500}])
+        row = self.service("cx.tower.webhook", "read", [[webhook], names])[0]
+        self.assertEqual((row["towerhook_mode"], row["towerhook_dedup_key"]),
+                         ("async", "header:X-GitHub-Delivery"))
+        # removed with the addon
+        self.control("POST", "/addons", {ADDON: False})
+        self.assertEqual(self.service("cx.tower.webhook", "fields_get", [names],
+                                      {"attributes": ["type"]}), {})
 
 
 class TestCreateLogs(SidecarTestCase):

@@ -2,7 +2,8 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 import inspect
 
-from odoo import api, models
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
 
 from .. import tools
 from .common import as_validation_error, check_sidecar_group
@@ -11,6 +12,74 @@ from .common import as_validation_error, check_sidecar_group
 class CxTowerWebhook(models.Model):
     _name = "cx.tower.webhook"
     _inherit = ["cx.tower.webhook", "cx.tower.webhook.sidecar.notify.mixin"]
+
+    # Delivery settings, read by towerhook (towerhook extensions; the module itself
+    # ignores them). Shown on the form's "towerhook" tab; towerhook's YAML round trip
+    # exports and imports them without the prefix (dedup_key, mode, ...).
+    towerhook_dedup_key = fields.Char(
+        string="Delivery ID",
+        help="Where a call carries its delivery id: header:<Header-Name> (e.g. "
+        "header:X-GitHub-Delivery, header:webhook-id) or json:<field>[.<field>] (e.g. "
+        "json:id, json:event.id). A repeat of an id within the window is answered 200 "
+        "'Duplicate delivery ignored' without running the code. Empty: no duplicate guard.",
+    )
+    towerhook_dedup_window_secs = fields.Integer(
+        string="Remember Delivery IDs (s)",
+        default=tools.DEFAULT_DEDUP_WINDOW_SECS,
+        help="How long a delivery id is remembered, in seconds (default 24 h).",
+    )
+    towerhook_max_body_bytes = fields.Integer(
+        string="Max Body (bytes)",
+        default=0,
+        help="Larger bodies are refused with 413. 0: towerhook's max_body_bytes setting.",
+    )
+    towerhook_max_concurrent_calls = fields.Integer(
+        string="Max Calls at Once",
+        default=0,
+        help="Calls of this webhook running at the same time, per towerhook replica; "
+        "beyond: 503 with Retry-After. 0: no limit.",
+    )
+    towerhook_rate_per_minute = fields.Integer(
+        string="Max Calls per Minute per Address",
+        default=0,
+        help="Calls per minute from one client address, per towerhook replica; beyond: 429 "
+        "with Retry-After. 0: no limit.",
+    )
+    towerhook_mode = fields.Selection(
+        selection=list(tools.DELIVERY_MODES),
+        string="Run Code",
+        default="sync",
+        required=True,
+        help="Run at once: the caller waits for the code, as the module does. Accept now, "
+        "run later: the address check and the authenticator run at once, the call is "
+        "queued and answered, and the code runs from towerhook's durable queue in "
+        "arrival order, with retries.",
+    )
+    towerhook_retries = fields.Integer(
+        string="Retries",
+        default=tools.DEFAULT_RETRIES,
+        help="Accept now, run later: further runs of a call whose code fails (with a "
+        "growing pause) before it is kept as a dead letter.",
+    )
+    towerhook_async_status = fields.Integer(
+        string="Accepted Status",
+        default=tools.DEFAULT_ASYNC_STATUS,
+        help="Accept now, run later: the HTTP status answered (200-299).",
+    )
+    towerhook_async_message = fields.Char(
+        string="Accepted Message",
+        default=tools.DEFAULT_ASYNC_MESSAGE,
+        help="Accept now, run later: the message answered.",
+    )
+
+    @api.constrains(*tools.DELIVERY_FIELDS)
+    def _check_towerhook_delivery(self):
+        for webhook in self:
+            problems = tools.delivery_problems(
+                {name: webhook[name] for name in tools.DELIVERY_FIELDS}
+            )
+            if problems:
+                raise ValidationError("\n".join(problems))
 
     @api.model
     def towerhook_secret_values(self, webhook_ids=None, authenticator_ids=None):

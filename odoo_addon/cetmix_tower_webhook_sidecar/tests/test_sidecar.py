@@ -102,3 +102,23 @@ class TestSidecar(TransactionCase):
         with self.assertRaisesRegex(ValidationError, "webhook_id.*999999"):
             logs.towerhook_create_logs([dict(vals, towerhook_uid="sidecar-3",
                                              webhook_id=999999)])
+
+    def test_delivery_settings(self):
+        # defaults on a webhook created without them
+        self.assertEqual(self.webhook.towerhook_mode, "sync")
+        self.assertEqual(self.webhook.towerhook_dedup_window_secs, 86400)
+        self.assertEqual(self.webhook.towerhook_retries, 5)
+        self.assertEqual(self.webhook.towerhook_async_status, 202)
+        self.webhook.write({"towerhook_mode": "async",
+                            "towerhook_dedup_key": "header:X-GitHub-Delivery",
+                            "towerhook_rate_per_minute": 60})
+        self.assertEqual(self.webhook.towerhook_mode, "async")
+        with self.assertRaisesRegex(ValidationError, "towerhook_dedup_key"):
+            self.webhook.write({"towerhook_dedup_key": "X-GitHub-Delivery"})
+        with self.assertRaisesRegex(ValidationError, "towerhook_async_status"):
+            self.webhook.write({"towerhook_async_status": 500})
+        # the form inherits with the "towerhook" tab
+        arch = self.env["cx.tower.webhook"].get_view(view_type="form")["arch"] \
+            if hasattr(self.env["cx.tower.webhook"], "get_view") \
+            else self.env["cx.tower.webhook"].fields_view_get(view_type="form")["arch"]
+        self.assertIn('name="towerhook_dedup_key"', arch)
