@@ -124,6 +124,9 @@ struct Worker {
     /// Snippets this worker has the source of.
     known: HashSet<SnippetId>,
     calls: u64,
+    /// Served `worker_max_calls`: it keeps serving until its successor is ready, so that
+    /// recycling never leaves the pool a worker short.
+    awaiting_successor: bool,
     /// Since when it has had no call (extra workers end after `EXTRA_IDLE`).
     idle_since: Option<Instant>,
     doomed: Option<Doom>,
@@ -274,7 +277,7 @@ fn start_missing(state: &Shared) {
             let running = current
                 .workers
                 .values()
-                .filter(|w| w.phase != Phase::Retiring)
+                .filter(|w| w.phase != Phase::Retiring && !w.awaiting_successor)
                 .count();
             !current.stopping && running < current.settings.workers
         };
@@ -355,6 +358,7 @@ fn spawn(state: &Shared) -> std::io::Result<()> {
             checks: HashMap::new(),
             known: HashSet::new(),
             calls: 0,
+            awaiting_successor: false,
             idle_since: Some(Instant::now()),
             doomed: None,
             last_words: Rc::clone(&last_words),
@@ -457,6 +461,21 @@ fn received(current: &mut State, id: u64, message: FromWorker) -> bool {
         FromWorker::Ready { python } => {
             worker.phase = Phase::Ready;
             current.failed_starts = 0;
+            // A worker that was waiting for its successor retires now.
+            if let Some(old) = current
+                .workers
+                .values_mut()
+                .find(|w| w.awaiting_successor && w.phase == Phase::Ready)
+            {
+                old.awaiting_successor = false;
+                old.phase = Phase::Retiring;
+                current.status.ready.fetch_sub(1, Ordering::AcqRel);
+                current.status.count_restart("recycled");
+                if old.in_flight.is_empty() {
+                    // Closing its socket ends it once it read everything.
+                    old.outbox = None;
+                }
+            }
             current.status.ready.fetch_add(1, Ordering::AcqRel);
             *current
                 .status
@@ -477,21 +496,19 @@ fn received(current: &mut State, id: u64, message: FromWorker) -> bool {
             worker.calls += 1;
             let timed_out = verdict.as_ref().is_ok_and(|v| v.timed_out);
             let _ = flight.reply.send(verdict.map_err(PoolError::Worker));
-            let recycle = if timed_out {
-                Some("timeout")
-            } else if worker.calls >= current.settings.max_calls {
-                Some("recycled")
-            } else {
-                None
-            };
             let mut replace = false;
-            if let Some(cause) = recycle
-                && worker.phase == Phase::Ready
-            {
-                worker.phase = Phase::Retiring;
-                current.status.ready.fetch_sub(1, Ordering::AcqRel);
-                current.status.count_restart(cause);
-                replace = true;
+            if worker.phase == Phase::Ready {
+                if timed_out {
+                    // Its interpreter may hold what the interrupted code left: out at once.
+                    worker.phase = Phase::Retiring;
+                    current.status.ready.fetch_sub(1, Ordering::AcqRel);
+                    current.status.count_restart("timeout");
+                    replace = true;
+                } else if worker.calls >= current.settings.max_calls && !worker.awaiting_successor {
+                    // Retired when the successor is ready (`Ready` above).
+                    worker.awaiting_successor = true;
+                    replace = true;
+                }
             }
             if worker.in_flight.is_empty() {
                 worker.idle_since = Some(Instant::now());
@@ -634,7 +651,11 @@ fn dispatch(state: &mut State) {
         worker.phase == Phase::Ready
             && (worker.in_flight.len() < threads
                 || (worker.in_flight.len() < threads + PREFETCH
-                    && worker.running_less_than(PREFETCH_WHILE_RUNNING_LESS_THAN)))
+                    && worker.running_less_than(PREFETCH_WHILE_RUNNING_LESS_THAN)
+                    && !worker
+                        .in_flight
+                        .values()
+                        .any(|flight| flight.work.background)))
     };
     while !state.queue.is_empty() {
         let Some((&id, _)) = state
