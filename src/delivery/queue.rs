@@ -106,7 +106,10 @@ impl Lanes {
 
     fn remove(&mut self, webhook: &str, id: i64) {
         if let Some(lane) = self.lanes.get_mut(webhook) {
-            lane.entries.retain(|e| e.id != id);
+            // Usually the head: found at once even in a long lane.
+            if let Some(at) = lane.entries.iter().position(|e| e.id == id) {
+                lane.entries.remove(at);
+            }
             if lane.entries.is_empty() && !lane.running {
                 self.lanes.remove(webhook);
             }
@@ -237,7 +240,8 @@ impl Queue {
                     if let Some(entry) = lanes
                         .lanes
                         .get_mut(&webhook)
-                        .and_then(|lane| lane.entries.iter_mut().find(|e| e.id == id))
+                        // Just put at the back of its lane: found at once.
+                        .and_then(|lane| lane.entries.iter_mut().rev().find(|e| e.id == id))
                     {
                         entry.committed = true;
                     }
@@ -255,7 +259,8 @@ impl Queue {
         let oldest = lanes
             .lanes
             .values()
-            .filter_map(|lane| lane.entries.iter().map(|e| e.enqueued_at_ms).min())
+            // Lanes are in arrival order: each one's oldest call is its head.
+            .filter_map(|lane| lane.entries.front().map(|e| e.enqueued_at_ms))
             .min();
         QueueState {
             depth: lanes.depth(),
@@ -507,7 +512,7 @@ impl Runner {
         let payload: Value = serde_json::from_str(&call.payload).unwrap_or(Value::Null);
         let result = self
             .pool
-            .call(
+            .call_in_background(
                 super::code_only(webhook),
                 call.headers.clone(),
                 call.body.clone(),

@@ -111,6 +111,9 @@ pub(crate) struct CallWork {
     pub context: protocol::CallContext,
     /// The call's span: the Odoo calls made for its snippets log under it.
     pub span: tracing::Span,
+    /// Run for the delivery queue, not for a caller waiting: no call waits behind it in
+    /// its worker (queued code is usually the slow kind).
+    pub background: bool,
 }
 
 pub(crate) enum Command {
@@ -153,6 +156,33 @@ impl Pool {
         payload: &Value,
         context: protocol::CallContext,
     ) -> Result<Verdict, PoolError> {
+        self.submit(webhook, headers, raw_data, payload, context, false)
+            .await
+    }
+
+    /// As `call`, for a call of the delivery queue (towerhook extension, src/delivery):
+    /// no caller's call is queued behind it in its worker.
+    pub async fn call_in_background(
+        &self,
+        webhook: Arc<Webhook>,
+        headers: Vec<(String, String)>,
+        raw_data: Bytes,
+        payload: &Value,
+        context: protocol::CallContext,
+    ) -> Result<Verdict, PoolError> {
+        self.submit(webhook, headers, raw_data, payload, context, true)
+            .await
+    }
+
+    async fn submit(
+        &self,
+        webhook: Arc<Webhook>,
+        headers: Vec<(String, String)>,
+        raw_data: Bytes,
+        payload: &Value,
+        context: protocol::CallContext,
+        background: bool,
+    ) -> Result<Verdict, PoolError> {
         if self.status.queued.fetch_add(1, Ordering::AcqRel) >= self.queue {
             self.status.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(PoolError::Overloaded);
@@ -164,6 +194,7 @@ impl Pool {
             payload: payload.to_string(),
             context,
             span: tracing::Span::current(),
+            background,
         };
         let (reply, answer) = oneshot::channel();
         if self.commands.send(Command::Call(work, reply)).is_err() {
