@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Python sandbox and emulator unit tests, lint, and every Rust test
 # (unit tests and black-box tests that start the real server on real sockets).
-# The black-box tests add TEST-NET addresses (203.0.113.x, 198.51.100.x, 10.0.0.5,
+# The black-box tests add TEST-NET addresses (203.0.113.x, 198.51.100.x, 192.0.2.5,
 # 2001:db8::...) to the loopback interface to act as callers, and tests/deployment.rs runs
 # nginx in network namespaces of its own; that needs root. HAProxy, nginx, dnsmasq,
 # kubernetes-validate and the Docker tools are installed by scripts/test-tools.sh (Debian's

@@ -308,7 +308,7 @@ async fn via_proxy(
     forwarded_for: &str,
     real_ip: Option<&str>,
 ) -> (u16, serde_json::Value) {
-    let peer = ip("10.0.0.5");
+    let peer = ip("192.0.2.5");
     let mut request = app
         .client_from(peer)
         .post(format!(
@@ -328,16 +328,16 @@ async fn case_14_proxy_headers_ignored_without_trusted_proxy(app: &TestApp, n: &
     let answer = via_proxy(
         app,
         &n.of("proxy_ignored"),
-        "203.0.113.7, 10.0.0.5",
+        "203.0.113.7, 192.0.2.5",
         Some("203.0.113.7"),
     )
     .await;
     assert_eq!(answer, (403, json!("Address not allowed")));
-    assert_eq!(app.last_log().ip_address.as_deref(), Some("10.0.0.5"));
+    assert_eq!(app.last_log().ip_address.as_deref(), Some("192.0.2.5"));
 }
 
 async fn case_15_forwarded_for_honoured_from_trusted_proxy(app: &TestApp, n: &Names) {
-    let answer = via_proxy(app, &n.of("proxy_xff"), "203.0.113.7, 10.0.0.5", None).await;
+    let answer = via_proxy(app, &n.of("proxy_xff"), "203.0.113.7, 192.0.2.5", None).await;
     assert_eq!(answer, (200, json!("OK XFF")));
     // The log records the effective client, not the proxy.
     assert_eq!(app.last_log().ip_address.as_deref(), Some("203.0.113.7"));
@@ -364,7 +364,7 @@ async fn case_17_invalid_proxy_headers_fall_back_to_the_peer(app: &TestApp, n: &
     )
     .await;
     assert_eq!(answer, (403, json!("Address not allowed")));
-    assert_eq!(app.last_log().ip_address.as_deref(), Some("10.0.0.5"));
+    assert_eq!(app.last_log().ip_address.as_deref(), Some("192.0.2.5"));
 }
 
 async fn case_18_immediate_peer_in_allowlist(app: &TestApp, n: &Names) {

@@ -24,7 +24,7 @@ fn definitions_with_errors_fail_with_every_problem_listed() {
   reference: lan
   name: LAN
   code: pass
-  allowed_ip_addresses: 10.0.0.0/8, 10.0.0.300
+  allowed_ip_addresses: 192.0.2.0/24, 192.0.2.300
 - cetmix_tower_model: webhook
   reference: deploy
   name: Deploy
@@ -48,7 +48,7 @@ fn definitions_with_errors_fail_with_every_problem_listed() {
     for expected in [
         "5 problem(s):",
         "broken.yml: invalid YAML",
-        "hooks.yaml: record 1 (webhook_authenticator \"lan\"), field `allowed_ip_addresses`: Invalid allowed IP/CIDR entry: 10.0.0.300",
+        "hooks.yaml: record 1 (webhook_authenticator \"lan\"), field `allowed_ip_addresses`: Invalid allowed IP/CIDR entry: 192.0.2.300",
         "hooks.yaml: record 2 (webhook \"deploy\"), field `endpoint`: Endpoint must start and end with a letter or digit",
         "hooks.yaml: record 2 (webhook \"deploy\"), field `method`: must be `post` or `get`, not \"put\"",
         "hooks.yaml: record 3 (webhook \"deploy\"), field `reference`: Reference must be unique",

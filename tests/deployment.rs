@@ -1276,7 +1276,7 @@ async fn webhooks_through(front: &str) {
         &url,
         &[
             ("Host", "hooks.example.org"),
-            ("X-Forwarded-For", "10.0.0.5"),
+            ("X-Forwarded-For", "192.0.2.5"),
             ("X_Forwarded_For", "198.51.100.9"),
             ("X_Sender_Token", "1"),
         ],
@@ -1288,7 +1288,7 @@ async fn webhooks_through(front: &str) {
     assert_eq!(header(&echo, "X-Real-IP"), Some("203.0.113.7"), "{echo}");
     assert_eq!(
         header(&echo, "X-Forwarded-For"),
-        Some("10.0.0.5, 203.0.113.7"),
+        Some("192.0.2.5, 203.0.113.7"),
         "{echo}"
     );
     assert_eq!(header(&echo, "X-Forwarded-Proto"), Some("http"), "{echo}");

@@ -79,8 +79,8 @@ async fn populate(odoo: &TestOdoo) {
             json!({
                 "name": "Shared", "reference": odoo.name("shared_auth"),
                 "code": "token = #!cxtower.secret.shared_token!#\nresult = {'allowed': True}",
-                "allowed_ip_addresses": "10.0.0.0/8, 2001:db8::/32",
-                "trusted_proxy_ips": "10.0.0.5",
+                "allowed_ip_addresses": "192.0.2.0/24, 2001:db8::/32",
+                "trusted_proxy_ips": "192.0.2.5",
             }),
         )
         .await;
@@ -500,7 +500,7 @@ async fn edited_files_update_exactly_the_edited_fields() {
     // The shared authenticator is embedded in several files: edit every copy.
     for path in files(dir.path()) {
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replace("10.0.0.0/8, ", "10.0.0.0/16, ")).unwrap();
+        std::fs::write(&path, text.replace("192.0.2.0/24, ", "192.0.2.0/25, ")).unwrap();
     }
     // Another authenticator for one webhook, and archived.
     let other = webhook_file(&source, dir.path(), "as_other_user");
@@ -573,7 +573,7 @@ async fn edited_files_update_exactly_the_edited_fields() {
     );
     assert_eq!(
         after[&key(&source, "authenticator", "shared_auth")]["allowed_ip_addresses"],
-        json!("10.0.0.0/16, 2001:db8::/32")
+        json!("192.0.2.0/25, 2001:db8::/32")
     );
     let other = &after[&key(&source, "webhook", "as_other_user")];
     assert_eq!(
