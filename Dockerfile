@@ -18,9 +18,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3.11-dev libpython3.11-dev python3-pip \
  && rm -rf /var/lib/apt/lists/*
 
-# pyo3 builds against this interpreter. An environment variable wins over the [env]
-# PYO3_PYTHON of .cargo/config.toml (a developer's pyenv path, absent here). build.rs
-# bakes this interpreter's libdir into the binary's RUNPATH: for Debian's Python that is
+# pyo3 builds against this interpreter (named, so that no other python3 on PATH is
+# taken). build.rs bakes this interpreter's libdir into the binary's RUNPATH: for Debian's Python that is
 # /usr/lib/x86_64-linux-gnu (or the arch's equivalent), where the runtime stage's
 # libpython3.11 lives.
 ENV PYO3_PYTHON=/usr/bin/python3.11
@@ -37,7 +36,6 @@ RUN python3.11 -m pip install --no-cache-dir --disable-pip-version-check \
 
 # The sources. build.rs compiles python_sandbox/towerhook_sandbox/*.py into the binary;
 # tests/ is not built, but Cargo checks the test targets the manifest may name.
-COPY .cargo .cargo
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src src
 COPY python_sandbox python_sandbox

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs python_sandbox/requirements.txt into .python-packages/ for the interpreter that
-# towerhook links against (PYO3_PYTHON in .cargo/config.toml). The embedded interpreter
+# towerhook links against (PYO3_PYTHON, or as scripts/common.sh finds it). The embedded interpreter
 # puts exactly that directory on sys.path and nothing else from site-packages, so what
 # snippets can import does not depend on the machine's global packages.
 # Idempotent: reinstalls only when requirements.txt changed.
@@ -11,7 +11,7 @@ requirements="$root/python_sandbox/requirements.txt"
 stamp="$target/.requirements.sha256"
 
 if [ ! -x "$python" ]; then
-  echo "python-env: $python not found (set PYO3_PYTHON or edit .cargo/config.toml)" >&2
+  echo "python-env: $python not found (set PYO3_PYTHON to a CPython 3.11 executable)" >&2
   exit 1
 fi
 # Snippet workers run as an unprivileged user (worker_user, "nobody") when towerhook runs

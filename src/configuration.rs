@@ -238,13 +238,14 @@ pub struct Settings {
     pub run_as_policy: RunAsPolicy,
 }
 
+/// The demo definitions, relative to the working directory (the repository's root for
+/// `scripts/run.sh`); a deployment names its own `yaml_dir`.
 fn demo_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("demo")
+    PathBuf::from("demo")
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         Self {
             listen: "127.0.0.1:8080".into(),
             workers: 0,
@@ -282,7 +283,7 @@ impl Default for Settings {
             worker_cpu_secs: 60,
             worker_user: "nobody".into(),
             worker_program: None,
-            python_packages_dir: repo.join(".python-packages"),
+            python_packages_dir: PathBuf::from(".python-packages"),
             snippet_timeout_secs: 30.0,
             python_recursion_limit: 1000,
             max_message_chars: 64 * 1024,
@@ -380,6 +381,10 @@ impl Settings {
             settings.secrets_file = Some(demo_dir().join("secrets.yaml"));
         }
         settings.validate()?;
+        // Snippet workers may start in another directory than the server's.
+        if let Ok(absolute) = std::path::absolute(&settings.python_packages_dir) {
+            settings.python_packages_dir = absolute;
+        }
         Ok(settings)
     }
 

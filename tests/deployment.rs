@@ -594,7 +594,7 @@ fn dockerfile_builds_in_a_bookworm_rust_stage_against_debians_python() {
         "{}",
         builder.image
     );
-    // .cargo/config.toml names a developer's pyenv interpreter, absent in the image.
+    // Debian's interpreter, named: a python3 found on PATH could be another one.
     assert_eq!(builder.env()["PYO3_PYTHON"], "/usr/bin/python3.11");
     assert!(builder.runs().contains("python3.11-dev"));
     assert!(builder.runs().contains("cargo build --release --locked"));
