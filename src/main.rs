@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[allow(unsafe_code)] // set_var before any other thread exists.
 fn main() -> ExitCode {
     // Odoo sets TZ=UTC for its whole process, so in the module a snippet's naive
     // `datetime.now()` and `fromtimestamp()` are UTC whatever the host's zone: the same

@@ -1027,14 +1027,9 @@ const WEBHOOKS: &str = r#"
 /// Moves this thread, and the threads and processes it starts from now on, into a network
 /// namespace of its own, with only a loopback interface.
 fn private_network() {
-    // SAFETY: unshare(2) changes only the calling thread's namespaces.
-    let status = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-    assert_eq!(
-        status,
-        0,
-        "unshare(CLONE_NEWNET): {} (needs root, as scripts/test.sh is run)",
-        std::io::Error::last_os_error()
-    );
+    if let Err(error) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
+        panic!("unshare(CLONE_NEWNET): {error} (needs root, as scripts/test.sh is run)");
+    }
     quietly(Command::new("ip").args(["link", "set", "lo", "up"]));
 }
 
@@ -1045,8 +1040,10 @@ struct Process(Child, Vec<tempfile::TempDir>);
 
 impl Drop for Process {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));

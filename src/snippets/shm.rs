@@ -1,6 +1,8 @@
 //! Deadlines a worker publishes for the server's watchdog, in memory both processes map:
 //! no message per call, and still readable when the worker is frozen in a C loop.
 
+#![allow(unsafe_code)] // a shared memory mapping: mmap, munmap, raw slots.
+
 use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -300,6 +300,7 @@ fn start_missing(state: &Shared) {
     }
 }
 
+#[allow(unsafe_code)] // pre_exec: the child's descriptors between fork and exec.
 fn spawn(state: &Shared) -> std::io::Result<()> {
     let (server_end, worker_end) = std::os::unix::net::UnixStream::pair()?;
     let threads = state.borrow().settings.config.threads.max(1);

@@ -8,6 +8,8 @@
 //! signals the whole group at once, and the server, which drains calls, ends its workers
 //! itself. It holds no Odoo credential: Odoo calls of snippets go to the server.
 
+#![allow(unsafe_code)] // inherited descriptors, signal dispositions, dladdr.
+
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};

@@ -6,6 +6,8 @@
 //! server ends by killing the worker: every snippet publishes its deadline in memory the
 //! server reads (`pool::shm`).
 
+#![allow(unsafe_code)] // CPython's thread ids and asynchronous exceptions.
+
 use std::os::raw::c_long;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
