@@ -57,7 +57,6 @@ pub struct Services {
     pub definitions: DefinitionsSync,
     /// The Odoo log sink's shipper, when logs go to Odoo.
     pub shipper: Option<ShipperHandle>,
-    pub odoo: Option<Arc<OdooLink>>,
     /// Where every Odoo exchange runs (definitions, shipping, snippets' RPC), when Odoo is
     /// configured. Only held, so that it lives as long as the tasks above that run on it.
     _odoo_runtime: Option<OdooRuntime>,
@@ -176,7 +175,6 @@ impl Services {
             calls,
             definitions,
             shipper,
-            odoo,
             _odoo_runtime: odoo_runtime,
             draining: AtomicBool::new(false),
             stop,

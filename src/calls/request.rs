@@ -52,7 +52,8 @@ impl RequestHeaders {
         shaped
     }
 
-    /// Already-shaped pairs, in the order given (tests, `towerhook run`).
+    /// Already-shaped pairs, in the order given.
+    #[cfg(test)]
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
         let pairs: Vec<(String, String)> = pairs.into_iter().collect();
         Self::from_raw(

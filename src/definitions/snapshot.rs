@@ -23,8 +23,6 @@ pub struct SavedSnapshot {
     pub snapshot: Snapshot,
     /// UTC time of the save.
     pub saved_at: String,
-    /// Which Odoo it came from (`url database`).
-    pub origin: String,
 }
 
 pub struct SnapshotStore {
@@ -71,11 +69,7 @@ impl SnapshotStore {
         match row {
             Some((saved_at, saved_origin, body)) if saved_origin == origin => {
                 let snapshot = serde_json::from_str(&body)?;
-                Ok(Some(SavedSnapshot {
-                    snapshot,
-                    saved_at,
-                    origin: saved_origin,
-                }))
+                Ok(Some(SavedSnapshot { snapshot, saved_at }))
             }
             _ => Ok(None),
         }

@@ -7,9 +7,6 @@ pub mod server;
 
 use actix_web::{HttpResponse, web};
 
-/// The path prefix the module's controller answers on.
-pub const WEBHOOK_PREFIX: &str = "/cetmix_tower_webhooks/";
-
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(

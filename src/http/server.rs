@@ -58,10 +58,6 @@ impl Application {
         self.port
     }
 
-    pub fn services(&self) -> &Services {
-        &self.services
-    }
-
     /// A handle that stops the server as SIGTERM does.
     pub fn stopper(&self) -> Stopper {
         Stopper {

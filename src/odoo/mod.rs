@@ -18,7 +18,7 @@ mod xmlrpc;
 pub use client::{ClientSettings, OdooClient, RpcObserver, ServerVersion};
 pub use error::{ErrorKind, OdooError, ServerError};
 pub use link::OdooLink;
-pub use runtime::{OdooRuntime, wait_on};
+pub use runtime::OdooRuntime;
 pub(crate) use single_flight::SingleFlight;
 pub use snippet_calls::{CallsAs, SnippetCalls, call_from};
 pub use transport::{Call, Credentials, Protocol, Session, Transport, install_tls_provider};

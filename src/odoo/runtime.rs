@@ -7,9 +7,6 @@
 //! (reqwest issues #1933, #2501). So the definitions sync, the log shipper and the RPC of
 //! snippets all run as tasks of this runtime, whose worker threads never block.
 
-use std::future::Future;
-use std::time::Duration;
-
 use tokio::runtime::{Handle, Runtime};
 
 /// Worker threads: Odoo exchanges wait on the network, they hardly use a core.
@@ -47,21 +44,4 @@ impl Drop for OdooRuntime {
             runtime.shutdown_background();
         }
     }
-}
-
-/// Runs `future` on `runtime` within `limit` and waits for it on the calling thread, which
-/// must not be a runtime's own (a snippet thread, a blocking task). `None`: the limit
-/// passed, or the runtime is shutting down.
-pub fn wait_on<F>(runtime: &Handle, limit: Duration, future: F) -> Option<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let (answer, answered) = std::sync::mpsc::sync_channel(1);
-    runtime.spawn(async move {
-        if let Ok(output) = tokio::time::timeout(limit, future).await {
-            let _ = answer.send(output);
-        }
-    });
-    answered.recv().ok()
 }

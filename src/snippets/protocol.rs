@@ -5,7 +5,7 @@
 //! worker and snippet version; calls name snippets by id. The worker never chooses whose
 //! rights an Odoo call uses: it names its call, and the server knows the call's webhook.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use serde::{Deserialize, Serialize};
 
@@ -250,10 +250,6 @@ pub fn read_frame(reader: &mut impl Read, body: &mut Vec<u8>) -> io::Result<Opti
     body.resize(length, 0);
     reader.read_exact(body)?;
     Ok(Some(()))
-}
-
-pub fn write_frame<T: Serialize>(writer: &mut impl Write, message: &T) -> io::Result<()> {
-    writer.write_all(&encode(message))
 }
 
 #[cfg(test)]
