@@ -14,8 +14,8 @@ use std::time::Duration;
 use common::answer;
 use common::odoo::{SERVICE_LOGIN, TestOdoo, spawn_app_on};
 use serde_json::{Map, Value, json};
+use towerhook::definitions::delivery_fields::field_names;
 use towerhook::definitions::roundtrip::{self, Action};
-use towerhook::delivery::odoo::field_names;
 use towerhook::odoo::Call;
 
 const ADDON: &str = "cetmix_tower_webhook_sidecar";
@@ -26,7 +26,7 @@ const WEBHOOK: &str = "cx.tower.webhook";
 async fn odoo_with_fields() -> Option<TestOdoo> {
     let odoo = TestOdoo::start().await;
     install_addon(&odoo).await;
-    if !towerhook::delivery::odoo::available(&odoo.client)
+    if !towerhook::definitions::delivery_fields::available(&odoo.client)
         .await
         .unwrap()
     {
@@ -153,7 +153,7 @@ async fn the_addons_fields_round_trip_through_export_and_import() {
     let record = record_of(&tuned_file);
     let written: Map<String, Value> = record
         .iter()
-        .filter(|(key, _)| towerhook::delivery::policy::KEYS.contains(&key.as_str()))
+        .filter(|(key, _)| towerhook::definitions::delivery::KEYS.contains(&key.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     assert_eq!(
@@ -168,7 +168,7 @@ async fn the_addons_fields_round_trip_through_export_and_import() {
         &own.path()
             .join(format!("webhook_{}.yaml", source.name("plain"))),
     );
-    for key in towerhook::delivery::policy::KEYS {
+    for key in towerhook::definitions::delivery::KEYS {
         assert!(
             !plain.contains_key(*key),
             "default {key} exported: {plain:?}"

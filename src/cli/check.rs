@@ -217,8 +217,11 @@ async fn check_odoo(settings: &Settings, report: &mut Report) -> Option<Registry
         )),
     }
     // towerhook extension (src/delivery): without the addon's fields, the defaults apply.
-    match crate::delivery::odoo::available(&client).await {
-        Ok(available) => report.line(format!("  {}", crate::delivery::odoo::explain(available))),
+    match crate::definitions::delivery_fields::available(&client).await {
+        Ok(available) => report.line(format!(
+            "  {}",
+            crate::definitions::delivery_fields::explain(available)
+        )),
         Err(error) => report.problem(format!("asking for the delivery fields failed: {error}")),
     }
     let logs_to_odoo = settings.log_sink == crate::configuration::SinkKind::Odoo;

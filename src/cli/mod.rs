@@ -282,7 +282,7 @@ fn queue(settings: &Settings, action: QueueAction) -> ExitCode {
     }
     let result = match action {
         QueueAction::List { queued } => {
-            crate::delivery::store::list(&store, queued).map(|listing| {
+            crate::logs::delivery_store::list(&store, queued).map(|listing| {
                 for (state, count) in listing.counts {
                     println!("{state}: {count}");
                 }
@@ -301,9 +301,11 @@ fn queue(settings: &Settings, action: QueueAction) -> ExitCode {
                 }
             })
         }
-        QueueAction::Retry { ids } => crate::delivery::store::retry(&store, &ids).map(|moved| {
-            println!("{moved} dead letter(s) queued again");
-        }),
+        QueueAction::Retry { ids } => {
+            crate::logs::delivery_store::retry(&store, &ids).map(|moved| {
+                println!("{moved} dead letter(s) queued again");
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

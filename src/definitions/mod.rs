@@ -3,6 +3,8 @@
 //! Odoo (`odoo`), the cached Odoo snapshot (`snapshot`), the task that keeps them current
 //! (`sync`), the YAML round trip with Odoo (`roundtrip`), and secret values (`secrets`).
 
+pub mod delivery;
+pub mod delivery_fields;
 mod ip_list;
 pub mod odoo;
 mod problems;
@@ -200,7 +202,7 @@ pub struct Webhook {
     pub user_id: i64,
     pub code: Snippet,
     /// towerhook extension (src/delivery): duplicate guard, limits, accept-now-run-later.
-    pub delivery: Arc<crate::delivery::Policy>,
+    pub delivery: Arc<crate::definitions::delivery::Policy>,
 }
 
 /// The module's endpoint constraint: `^[A-Za-z0-9](?:[A-Za-z0-9_/-]*[A-Za-z0-9])?$`.

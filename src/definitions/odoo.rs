@@ -69,7 +69,7 @@ pub struct WebhookRow {
     /// towerhook extension (src/delivery): the companion addon's `towerhook_*` fields
     /// (defaults without them; snapshots cached before them read as defaults).
     #[serde(default)]
-    pub delivery: crate::delivery::Policy,
+    pub delivery: crate::definitions::delivery::Policy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,7 +120,7 @@ pub struct Mirror {
     /// (model, id) → when the record's current version was first read.
     unsettled: HashMap<(&'static str, i64), Instant>,
     /// towerhook extension (src/delivery): whether Odoo has the delivery fields.
-    delivery_fields: crate::delivery::odoo::FieldsProbe,
+    delivery_fields: crate::definitions::delivery_fields::FieldsProbe,
 }
 
 impl Mirror {
@@ -282,7 +282,7 @@ fn webhook_row(row: &Value) -> Result<WebhookRow, OdooError> {
         content_type: text(row, "content_type"),
         user_id: many2one(row, "user_id").unwrap_or(SUPERUSER_ID),
         code: text(row, "code"),
-        delivery: crate::delivery::Policy::from_odoo(row),
+        delivery: crate::definitions::delivery::Policy::from_odoo(row),
     })
 }
 
@@ -373,7 +373,7 @@ pub fn build_registry(
                 WEBHOOK_MODEL,
                 row.id,
                 &row.reference,
-                &crate::delivery::policy::odoo_field(key),
+                &crate::definitions::delivery::odoo_field(key),
                 message,
             );
             continue;

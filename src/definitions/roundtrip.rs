@@ -85,7 +85,7 @@ struct WebhookRecord<'a> {
     /// towerhook extensions (src/delivery): the delivery settings that are not the
     /// default, from the companion addon's fields.
     #[serde(flatten)]
-    delivery: crate::delivery::policy::Export<'a>,
+    delivery: crate::definitions::delivery::Export<'a>,
 }
 
 fn authenticator_record(row: &AuthenticatorRow, top_level: bool) -> AuthenticatorRecord<'_> {
@@ -567,7 +567,7 @@ async fn refuse_delivery_keys_without_fields(
     if with_keys.is_empty() {
         return Ok(());
     }
-    let available = crate::delivery::odoo::available(client)
+    let available = crate::definitions::delivery_fields::available(client)
         .await
         .map_err(RoundTripError::DeliveryFields)?;
     if available {

@@ -147,7 +147,7 @@ struct WebhookDraft {
     content_type: ContentType,
     user_id: i64,
     code: String,
-    delivery: crate::delivery::Policy,
+    delivery: crate::definitions::delivery::Policy,
 }
 
 #[derive(Default)]
@@ -358,8 +358,9 @@ impl Reader {
         let code = fields.code();
         let authenticator = fields.authenticator_reference();
         // towerhook extension (src/delivery): the webhook's delivery settings.
-        let delivery =
-            crate::delivery::Policy::from_yaml(record, |key, message| fields.fail(key, message));
+        let delivery = crate::definitions::delivery::Policy::from_yaml(record, |key, message| {
+            fields.fail(key, message)
+        });
         if let Some(endpoint) = &endpoint
             && !is_valid_endpoint(endpoint)
         {

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::calls::request::RequestHeaders;
-use crate::delivery::policy::DedupKey;
+use crate::definitions::delivery::DedupKey;
 
 /// Ids longer than this are remembered by their SHA-256 (a sender's ids are far shorter;
 /// a payload field could be anything).

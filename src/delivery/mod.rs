@@ -21,11 +21,7 @@
 
 pub mod dedup;
 pub mod limits;
-pub mod metrics;
-pub mod odoo;
-pub mod policy;
 pub mod queue;
-pub mod store;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +30,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-pub use policy::{Mode, Policy};
+pub use crate::definitions::delivery::{Mode, Policy};
 
 use crate::calls::CallService;
 use crate::calls::flow::{BodyRejection, CallOutcome, failure, message_body};
@@ -43,6 +39,7 @@ use crate::configuration::Settings;
 use crate::definitions::IpList;
 use crate::definitions::registry::{Registry, RegistryHandle};
 use crate::definitions::{Authenticator, Snippet, SnippetKind, Webhook};
+use crate::logs::delivery_store::{self as store, QueuedCall, Seen, Write};
 use crate::logs::record::{AuthenticationStatus, CodeStatus, LogRecord};
 use crate::logs::store::LogStore;
 use crate::snippets::{CallContext, Pool};
@@ -50,7 +47,6 @@ use crate::telemetry::metrics::Metrics;
 use dedup::{Claim, DedupGuard, Pending};
 use limits::{Concurrency, Permit, RateLimiter};
 use queue::{Queue, QueueSettings, QueueState, now_ms};
-use store::{QueuedCall, Seen, Write};
 
 /// The answer to a repeat inside the window.
 pub const DUPLICATE_MESSAGE: &str = "Duplicate delivery ignored";

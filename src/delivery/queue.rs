@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::definitions::Webhook;
 use crate::definitions::registry::RegistryHandle;
 use crate::delivery::dedup::DedupGuard;
-use crate::delivery::store::{self, QueuedCall, Seen, Waiting, Write};
+use crate::logs::delivery_store::{self as store, QueuedCall, Seen, Waiting, Write};
 use crate::logs::record::{AuthenticationStatus, CodeStatus, LogRecord};
 use crate::logs::store::{LogStore, StoreError};
 use crate::snippets::{Outcome, Pool, PoolError};

@@ -2,6 +2,7 @@
 //! leaves (`store`), the shipper that creates it in Odoo (`shipper`), and the caller's country
 //! (`geoip`).
 
+pub mod delivery_store;
 pub mod geoip;
 pub mod record;
 pub mod schema;

@@ -133,7 +133,7 @@ enum Message {
     Append(LogRecord, Reply),
     /// towerhook extension (src/delivery/store.rs): a change to the delivery queue or the
     /// duplicate guard, committed in the same group commit as log records.
-    Delivery(crate::delivery::store::Write, Reply),
+    Delivery(crate::logs::delivery_store::Write, Reply),
     /// Commit everything sent before, then stop.
     Close(oneshot::Sender<()>),
 }
@@ -281,7 +281,7 @@ impl LogStore {
     /// refuses is not retried: its sender is told.
     pub fn deliver(
         &self,
-        write: crate::delivery::store::Write,
+        write: crate::logs::delivery_store::Write,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + use<> {
         let (reply, committed) = oneshot::channel();
         let sent = self.sender.send(Message::Delivery(write, reply));
@@ -336,7 +336,7 @@ pub(crate) fn open_connection(path: &Path, sync: SyncMode) -> rusqlite::Result<C
     )?;
     super::schema::create(&connection)?;
     // towerhook extension (src/delivery): the queue and the seen delivery ids.
-    connection.execute_batch(crate::delivery::store::SCHEMA)?;
+    connection.execute_batch(crate::logs::delivery_store::SCHEMA)?;
     Ok(connection)
 }
 
@@ -465,7 +465,7 @@ impl Writer {
     fn commit(
         &mut self,
         batch: Vec<(LogRecord, Reply)>,
-        deliveries: Vec<(crate::delivery::store::Write, Reply)>,
+        deliveries: Vec<(crate::logs::delivery_store::Write, Reply)>,
     ) {
         let (records, replies): (Vec<LogRecord>, Vec<Reply>) = batch.into_iter().unzip();
         // towerhook extension (src/delivery): the writes' own log records (queued calls
@@ -561,7 +561,7 @@ fn insert_all<'a>(
     connection: &mut Connection,
     records: impl Iterator<Item = &'a LogRecord>,
     state: &str,
-    deliveries: &[crate::delivery::store::Write],
+    deliveries: &[crate::logs::delivery_store::Write],
 ) -> rusqlite::Result<u64> {
     let transaction = connection.transaction()?;
     let mut bytes = 0;
@@ -578,7 +578,7 @@ fn insert_all<'a>(
         }
     }
     // towerhook extension (src/delivery): the queue's and the duplicate guard's changes.
-    crate::delivery::store::apply(&transaction, deliveries)?;
+    crate::logs::delivery_store::apply(&transaction, deliveries)?;
     transaction.commit()?;
     Ok(bytes)
 }

@@ -35,7 +35,7 @@ pub struct Metrics {
     pub calls_killed_for_time: IntGauge,
     pub worker_memory_bytes: IntGaugeVec,
     /// towerhook extension (src/delivery): duplicates, limit refusals, the queue.
-    pub delivery: crate::delivery::metrics::DeliveryMetrics,
+    pub delivery: crate::telemetry::delivery::DeliveryMetrics,
 }
 
 impl Metrics {
@@ -143,7 +143,7 @@ impl Metrics {
                 "Resident memory of each snippet worker",
                 &["pid"],
             ),
-            delivery: crate::delivery::metrics::DeliveryMetrics::register(&registry),
+            delivery: crate::telemetry::delivery::DeliveryMetrics::register(&registry),
             registry,
         }
     }

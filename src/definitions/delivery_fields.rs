@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::delivery::policy::{KEYS, odoo_field};
+use crate::definitions::delivery::{KEYS, odoo_field};
 use crate::odoo::{Call, OdooClient, OdooError};
 
 const WEBHOOK_MODEL: &str = "cx.tower.webhook";
