@@ -111,7 +111,8 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
     // towerhook extension (src/delivery): per-webhook limits, duplicate guard and
     // accept-now-run-later; webhooks without these settings pass straight through.
     let admission =
-        match crate::delivery::admit(services, &webhook, &call, &payload, &mut record).await {
+        match crate::calls::delivery::admit(services, &webhook, &call, &payload, &mut record).await
+        {
             Ok(admission) => admission,
             Err(refused) => return refused,
         };
@@ -217,7 +218,7 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
             outcome
         }
     };
-    crate::delivery::settle(
+    crate::calls::delivery::settle(
         services, admission, outcome, &webhook, &call, body, &payload, context,
     )
     .await

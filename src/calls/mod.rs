@@ -3,6 +3,7 @@
 //! (`flow`), which answers and shapes the log record.
 
 pub mod client_ip;
+pub mod delivery;
 pub mod flow;
 pub mod payload;
 pub mod request;

@@ -73,12 +73,12 @@ pub async fn call(
             let _in_flight = services.in_flight.enter();
             let started = Instant::now();
             // towerhook extension (src/delivery): a webhook's own `max_body_bytes`.
-            let limit = crate::delivery::body_limit(&services, &call);
+            let limit = crate::calls::delivery::body_limit(&services, &call);
             let timeout = services.rules.body_timeout;
             let mut outcome = match read_body(body, declared_length, limit, timeout).await {
                 Ok(bytes) => flow::handle(&services, call, bytes).await,
                 Err(rejection) => {
-                    crate::delivery::note_rejection(&services, &rejection);
+                    crate::calls::delivery::note_rejection(&services, &rejection);
                     flow::reject(&services, call, &rejection)
                 }
             };

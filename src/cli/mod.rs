@@ -418,7 +418,7 @@ fn run_one(mut settings: Settings, request: RunArgs) -> ExitCode {
         // and its log record is written once it has run.
         let record = if outcome.log_later {
             println!("(mode async: queued; its code runs now)");
-            crate::delivery::ran_from_queue(&services.calls).await
+            crate::calls::delivery::ran_from_queue(&services.calls).await
         } else {
             serde_json::to_value(&outcome.record).ok()
         };

@@ -37,7 +37,7 @@ pub async fn ready(services: web::Data<Services>) -> HttpResponse {
         "log_retention_days": services.calls.log_store.retention_days(),
         "outbox": outbox_state(&services),
         // towerhook extension (src/delivery): calls accepted for later.
-        "queue": crate::delivery::readiness(&services.calls),
+        "queue": crate::calls::delivery::readiness(&services.calls),
         "problems": problems,
     });
     if problems.is_empty() {

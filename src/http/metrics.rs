@@ -67,7 +67,7 @@ pub async fn metrics(services: web::Data<Services>) -> HttpResponse {
         }
     }
     // towerhook extension (src/delivery): the queue and the duplicate guard.
-    crate::delivery::sample_metrics(&services.calls);
+    crate::calls::delivery::sample_metrics(&services.calls);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(metrics.render())
