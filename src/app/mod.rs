@@ -128,6 +128,7 @@ impl Services {
             pool.clone(),
             Arc::clone(&registry),
             Arc::clone(&metrics),
+            (&stop, &tasks),
         )?;
         let shipper = match (settings.log_sink, &odoo, &odoo_handle) {
             (SinkKind::Odoo, Some(link), Some(runtime)) => Some(

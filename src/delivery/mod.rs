@@ -20,6 +20,9 @@ use std::time::Duration;
 
 pub use crate::definitions::delivery::{Mode, Policy};
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::configuration::Settings;
 use crate::definitions::IpList;
 use crate::definitions::registry::{Registry, RegistryHandle};
@@ -59,6 +62,7 @@ impl Guards {
         pool: Pool,
         registry: Arc<RegistryHandle>,
         metrics: Arc<Metrics>,
+        background: (&CancellationToken, &TaskTracker),
     ) -> Result<Self, DeliveryStoreError> {
         let path = log_store.path();
         let problem = |source: rusqlite::Error| DeliveryStoreError {
@@ -85,6 +89,7 @@ impl Guards {
             registry,
             metrics,
             dedup.clone(),
+            background,
         )
         .map_err(problem)?;
         Ok(Self {

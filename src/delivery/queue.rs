@@ -26,6 +26,7 @@ use rusqlite::Connection;
 use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::definitions::Webhook;
 use crate::definitions::registry::RegistryHandle;
@@ -158,6 +159,7 @@ impl Queue {
         registry: Arc<RegistryHandle>,
         metrics: Arc<Metrics>,
         dedup: DedupGuard,
+        (stop, tasks): (&CancellationToken, &TaskTracker),
     ) -> rusqlite::Result<Self> {
         let reader = store::open(log_store.path())?;
         let mut lanes = Lanes {
@@ -182,7 +184,9 @@ impl Queue {
             running: AtomicUsize::new(0),
             settings,
         });
-        let stop = CancellationToken::new();
+        // Its own token under the application's: `shutdown` stops taking calls first and
+        // lets the runs in progress end within the grace, before everything else stops.
+        let stop = stop.child_token();
         let runner = Arc::new(Runner {
             shared: Arc::clone(&shared),
             reader: Mutex::new(reader),
@@ -191,8 +195,9 @@ impl Queue {
             registry,
             metrics,
             dedup,
+            tasks: tasks.clone(),
         });
-        tokio::spawn(runner.run(stop.clone()));
+        tasks.spawn(runner.run(stop.clone()));
         Ok(Self { shared, stop })
     }
 
@@ -327,6 +332,8 @@ struct Runner {
     registry: Arc<RegistryHandle>,
     metrics: Arc<Metrics>,
     dedup: DedupGuard,
+    /// The application's background tasks: each run is one, awaited on shutdown.
+    tasks: TaskTracker,
 }
 
 /// How one run ended.
@@ -347,7 +354,8 @@ impl Runner {
             let (due, next) = self.pick(now_ms());
             for (webhook, entry) in due {
                 let runner = Arc::clone(&self);
-                tokio::spawn(async move { runner.run_one(webhook, entry).await });
+                self.tasks
+                    .spawn(async move { runner.run_one(webhook, entry).await });
             }
             let sleep = next
                 .map(|at| Duration::from_millis((at - now_ms()).max(1) as u64))
