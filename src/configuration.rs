@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 /// Variables naming a secret value for the YAML source: `TOWERHOOK_SECRET_github_token=...`.
@@ -178,7 +179,7 @@ pub struct Settings {
     pub max_message_chars: usize,
     /// Proxy URL every outgoing HTTP request of a snippet goes through (http and https),
     /// e.g. `http://user:pass@proxy:3128`; snippets never see it. None: direct.
-    pub outbound_proxy: Option<String>,
+    pub outbound_proxy: Option<SecretString>,
     /// Timeout of a snippet's outgoing HTTP request when the snippet sets none, in seconds
     /// (always also bounded by the snippet's remaining time).
     pub outbound_timeout_secs: f64,
@@ -204,7 +205,7 @@ pub struct Settings {
     /// Login of towerhook's service user.
     pub odoo_login: Option<String>,
     /// API key (or password) of the service user.
-    pub odoo_api_key: Option<String>,
+    pub odoo_api_key: Option<SecretString>,
     /// `auto`, `jsonrpc`, `xmlrpc` or `json2`.
     pub odoo_protocol: Protocol,
     /// Limit of one call to Odoo, in seconds.
@@ -215,7 +216,7 @@ pub struct Settings {
     pub odoo_poll_secs: f64,
 
     /// Bearer token of `POST /admin/reload`; without one the route does not exist.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<SecretString>,
 
     /// towerhook extension (src/delivery): asynchronous calls waiting in the queue beyond
     /// which new ones get 503.
@@ -232,7 +233,7 @@ pub struct Settings {
     /// Credentials of the Odoo users webhook code runs as ("Run as User"): user id or
     /// login → API key. The superuser (1) runs as the service user.
     #[serde(deserialize_with = "map_or_pairs")]
-    pub run_as_users: BTreeMap<String, String>,
+    pub run_as_users: BTreeMap<String, SecretString>,
     /// A "Run as User" without credentials: `strict` fails the call, `service` runs the
     /// code as the service user.
     pub run_as_policy: RunAsPolicy,
@@ -364,16 +365,25 @@ impl Settings {
             .map_err(|e| ConfigError::Invalid(explain_unknown_key(&e.to_string())))?;
         // An empty value (`TOWERHOOK_ADMIN_TOKEN=`) means unset, not "the empty token".
         for value in [
-            &mut settings.admin_token,
             &mut settings.odoo_url,
             &mut settings.odoo_db,
             &mut settings.odoo_login,
-            &mut settings.odoo_api_key,
-            &mut settings.outbound_proxy,
             &mut settings.public_url,
         ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 *value = None;
+            }
+        }
+        for secret in [
+            &mut settings.admin_token,
+            &mut settings.odoo_api_key,
+            &mut settings.outbound_proxy,
+        ] {
+            if secret
+                .as_ref()
+                .is_some_and(|v| v.expose_secret().trim().is_empty())
+            {
+                *secret = None;
             }
         }
         // The demo definitions come with their demo secrets.
@@ -429,7 +439,11 @@ impl Settings {
         if !(self.outbound_timeout_secs > 0.0 && self.outbound_timeout_secs.is_finite()) {
             problems.push("outbound_timeout_secs must be a positive number".to_string());
         }
-        if let Some(proxy) = &self.outbound_proxy {
+        if let Some(proxy) = self
+            .outbound_proxy
+            .as_ref()
+            .map(ExposeSecret::expose_secret)
+        {
             // The URL may hold a password: the message does not repeat it.
             if !(proxy.starts_with("http://") || proxy.starts_with("https://")) {
                 problems.push("outbound_proxy must be an http:// or https:// URL".to_string());
@@ -449,12 +463,15 @@ impl Settings {
         }
         if self.source == SourceKind::Odoo {
             for (key, value) in [
-                ("odoo_url", &self.odoo_url),
-                ("odoo_db", &self.odoo_db),
-                ("odoo_login", &self.odoo_login),
-                ("odoo_api_key", &self.odoo_api_key),
+                ("odoo_url", self.odoo_url.as_deref()),
+                ("odoo_db", self.odoo_db.as_deref()),
+                ("odoo_login", self.odoo_login.as_deref()),
+                (
+                    "odoo_api_key",
+                    self.odoo_api_key.as_ref().map(ExposeSecret::expose_secret),
+                ),
             ] {
-                if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                if value.is_none_or(|v| v.trim().is_empty()) {
                     problems.push(format!(
                         "source = \"odoo\" needs {key} (variable {ENV_PREFIX}{})",
                         key.to_ascii_uppercase()
@@ -530,7 +547,7 @@ fn explain_unknown_key(message: &str) -> String {
 /// Maps may be written as a TOML table or, from the environment, as `k=v,k2=v2`.
 fn map_or_pairs<'de, D: Deserializer<'de>>(
     deserializer: D,
-) -> Result<BTreeMap<String, String>, D::Error> {
+) -> Result<BTreeMap<String, SecretString>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -538,14 +555,17 @@ fn map_or_pairs<'de, D: Deserializer<'de>>(
         Text(String),
     }
     match Raw::deserialize(deserializer)? {
-        Raw::Map(map) => Ok(map),
+        Raw::Map(map) => Ok(map
+            .into_iter()
+            .map(|(user, key)| (user, SecretString::from(key)))
+            .collect()),
         Raw::Text(text) => text
             .split(',')
             .map(str::trim)
             .filter(|pair| !pair.is_empty())
             .map(|pair| {
                 pair.split_once('=')
-                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    .map(|(k, v)| (k.trim().to_string(), SecretString::from(v.trim())))
                     .ok_or_else(|| {
                         serde::de::Error::custom(format!(
                             "{pair:?} is not `user=api-key` (user: an id or a login)"
@@ -614,20 +634,57 @@ mod tests {
         assert_eq!(settings.retention_days, 7);
         assert_eq!(settings.listen, "0.0.0.0:9000");
         assert_eq!(settings.redact_headers, ["Authorization", "X-Signature"]);
-        assert_eq!(settings.run_as_users["5"], "key-five");
-        assert_eq!(settings.run_as_users["jdoe"], "key-j");
+        assert_eq!(settings.run_as_users["5"].expose_secret(), "key-five");
+        assert_eq!(settings.run_as_users["jdoe"].expose_secret(), "key-j");
+    }
+
+    /// Settings end up in debug output and error reports: their secrets do not.
+    #[test]
+    fn secrets_never_print() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("TOWERHOOK_ODOO_API_KEY", "odoo-key-1f3a"),
+                ("TOWERHOOK_ADMIN_TOKEN", "admin-token-9c2e"),
+                ("TOWERHOOK_RUN_AS_USERS", "5=run-as-key-77d0"),
+                (
+                    "TOWERHOOK_OUTBOUND_PROXY",
+                    "http://u:proxy-pass-4b1e@proxy:3128",
+                ),
+            ]),
+        )
+        .unwrap();
+        let printed = format!("{settings:?}");
+        for secret in [
+            "odoo-key-1f3a",
+            "admin-token-9c2e",
+            "run-as-key-77d0",
+            "proxy-pass-4b1e",
+        ] {
+            assert!(!printed.contains(secret), "{secret} printed: {printed}");
+        }
+        let client = crate::odoo::ClientSettings {
+            url: "http://odoo".into(),
+            database: "db".into(),
+            login: "towerhook".into(),
+            secret: "client-key-5e6f".into(),
+            protocol: crate::odoo::Protocol::Auto,
+            timeout: std::time::Duration::from_secs(1),
+            retries: 0,
+        };
+        assert!(!format!("{client:?}").contains("client-key-5e6f"));
     }
 
     #[test]
     fn empty_values_mean_unset() {
         let settings = Settings::load_from(None, env(&[("TOWERHOOK_ADMIN_TOKEN", "")])).unwrap();
-        assert_eq!(settings.admin_token, None);
+        assert!(settings.admin_token.is_none());
     }
 
     #[test]
     fn outbound_proxy_and_timeout() {
         let settings = Settings::load_from(None, env(&[])).unwrap();
-        assert_eq!(settings.outbound_proxy, None);
+        assert!(settings.outbound_proxy.is_none());
         assert_eq!(settings.outbound_timeout_secs, 30.0);
         let settings = Settings::load_from(
             None,
@@ -638,12 +695,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            settings.outbound_proxy.as_deref(),
+            settings
+                .outbound_proxy
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
             Some("http://u:p@proxy:3128")
         );
         assert_eq!(settings.outbound_timeout_secs, 2.5);
         let settings = Settings::load_from(None, env(&[("TOWERHOOK_OUTBOUND_PROXY", "")])).unwrap();
-        assert_eq!(settings.outbound_proxy, None);
+        assert!(settings.outbound_proxy.is_none());
         let err = Settings::load_from(
             None,
             env(&[("TOWERHOOK_OUTBOUND_PROXY", "socks5://u:secret@proxy:1080")]),

@@ -422,7 +422,7 @@ async fn log_retention_follows_odoo_when_the_service_user_may_read_it() {
     let as_admin = spawn_app_on(&odoo, |s| {
         s.retention_days = 45;
         s.odoo_login = Some(login);
-        s.odoo_api_key = Some(secret);
+        s.odoo_api_key = Some(secret.into());
     })
     .await;
     assert_eq!(

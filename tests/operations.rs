@@ -297,7 +297,10 @@ async fn a_full_snippet_queue_sheds_with_503_and_logs_it() {
         .collect();
     assert!(!shed.is_empty(), "{answers:?}");
     assert!(shed.iter().all(|(_, retry)| retry.as_deref() == Some("1")));
-    assert!(answers.iter().filter(|(s, _)| *s == 200).count() >= 2);
+    assert!(
+        answers.iter().filter(|(s, _)| *s == 200).count() >= 2,
+        "{answers:?}"
+    );
     let logs = app.logs();
     assert_eq!(logs.len(), 6);
     let logged_shed = logs.iter().filter(|log| log.http_status == 503).count();

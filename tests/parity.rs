@@ -489,7 +489,7 @@ async fn superuser_webhooks_run_with_the_administrator_given_for_them() {
     let admin = spawn_app_on(&odoo, |settings| {
         settings.run_as_users.insert(
             "1".into(),
-            format!("{}:{}", common::odoo::ADMIN_LOGIN, common::odoo::ADMIN_KEY),
+            format!("{}:{}", common::odoo::ADMIN_LOGIN, common::odoo::ADMIN_KEY).into(),
         );
     })
     .await;
@@ -530,7 +530,7 @@ fn check_settings(odoo: &TestOdoo, data: &std::path::Path) -> towerhook::configu
     settings.odoo_url = Some(odoo.url.clone());
     settings.odoo_db = Some(odoo.database.clone());
     settings.odoo_login = Some(odoo.login.clone());
-    settings.odoo_api_key = Some(odoo.secret.clone());
+    settings.odoo_api_key = Some(odoo.secret.clone().into());
     settings.data_dir = data.to_path_buf();
     settings.python_packages_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/.python-packages").into();
     settings.worker_program = Some(env!("CARGO_BIN_EXE_towerhook").into());
@@ -581,7 +581,7 @@ async fn check_reports_run_as_users_and_superuser_webhooks() {
         .insert("demo".into(), common::odoo::DEMO_KEY.into());
     settings.run_as_users.insert(
         "1".into(),
-        format!("{}:{}", common::odoo::ADMIN_LOGIN, common::odoo::ADMIN_KEY),
+        format!("{}:{}", common::odoo::ADMIN_LOGIN, common::odoo::ADMIN_KEY).into(),
     );
     let report = towerhook::cli::check::run(&settings).await;
     let lines = report.lines.join("\n");

@@ -164,7 +164,7 @@ result = {"exit_code": 0, "message": "%s %s %s %s %s" % (
     odoo.open_webhook("as_plain_user", code, user.uid).await;
     let app = spawn_app_on(&odoo, |s| {
         s.run_as_users
-            .insert(user.login.clone(), user.secret.clone());
+            .insert(user.login.clone(), user.secret.clone().into());
     })
     .await;
     assert_eq!(

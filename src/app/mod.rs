@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -236,7 +237,11 @@ pub fn pool_settings(settings: &Settings) -> Result<PoolSettings, StartupError> 
             threads: settings.python_threads.max(1),
             odoo: settings.odoo_configured(),
             odoo_timeout_secs: settings.odoo_timeout_secs,
-            outbound_proxy: settings.outbound_proxy.clone(),
+            // Handed to the workers, which give it to `requests` only.
+            outbound_proxy: settings
+                .outbound_proxy
+                .as_ref()
+                .map(|proxy| proxy.expose_secret().to_string()),
             outbound_timeout_secs: settings.outbound_timeout_secs,
             max_response_bytes: settings.max_response_bytes,
             limits: WorkerLimits {

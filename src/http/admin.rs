@@ -7,11 +7,18 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use crate::app::Services;
+use secrecy::ExposeSecret;
+
 use crate::calls::route::json_message;
 use crate::definitions::sync::ReloadError;
 
 pub async fn reload(request: HttpRequest, services: web::Data<Services>) -> HttpResponse {
-    let Some(token) = services.settings.admin_token.as_deref() else {
+    let Some(token) = services
+        .settings
+        .admin_token
+        .as_ref()
+        .map(ExposeSecret::expose_secret)
+    else {
         return json_message(StatusCode::NOT_FOUND, "Not found");
     };
     let given = request

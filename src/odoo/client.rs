@@ -1,5 +1,6 @@
 //! One Odoo client: picks the transport, logs in, and retries what can be retried.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +21,8 @@ pub struct ClientSettings {
     pub url: String,
     pub database: String,
     pub login: String,
-    /// API key (or password; JSON-2 needs an API key).
-    pub secret: String,
+    /// API key (or password; JSON-2 needs an API key). Never printed.
+    pub secret: SecretString,
     pub protocol: Protocol,
     /// Limit of one HTTP exchange.
     pub timeout: Duration,
@@ -116,7 +117,9 @@ impl OdooClient {
             retry,
             observer: None,
         };
-        client.session = client.login(&settings.login, &settings.secret).await?;
+        client.session = client
+            .login(&settings.login, settings.secret.expose_secret())
+            .await?;
         Ok(client)
     }
 

@@ -4,6 +4,8 @@
 //! as the service user, who is what the module's `sudo` becomes over RPC.
 
 use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +64,7 @@ pub enum Principal {
 pub struct RunAs {
     link: Arc<OdooLink>,
     /// user id or login → API key (`login:key` for the superuser).
-    credentials: BTreeMap<String, String>,
+    credentials: BTreeMap<String, SecretString>,
     policy: RunAsPolicy,
     sessions: SingleFlight<i64, (Session, Principal), RunAsError>,
 }
@@ -70,7 +72,7 @@ pub struct RunAs {
 impl RunAs {
     pub fn new(
         link: Arc<OdooLink>,
-        credentials: BTreeMap<String, String>,
+        credentials: BTreeMap<String, SecretString>,
         policy: RunAsPolicy,
     ) -> Self {
         Self {
@@ -113,7 +115,7 @@ impl RunAs {
             .await
     }
 
-    fn superuser_entry(&self) -> Option<&String> {
+    fn superuser_entry(&self) -> Option<&SecretString> {
         self.credentials
             .get(&SUPERUSER_ID.to_string())
             .or_else(|| self.credentials.get("__system__"))
@@ -122,7 +124,7 @@ impl RunAs {
 
 async fn log_in(
     link: Arc<OdooLink>,
-    credentials: BTreeMap<String, String>,
+    credentials: BTreeMap<String, SecretString>,
     policy: RunAsPolicy,
     uid: i64,
 ) -> Result<(Session, Principal), RunAsError> {
@@ -132,7 +134,10 @@ async fn log_in(
             .get(&SUPERUSER_ID.to_string())
             .or_else(|| credentials.get("__system__"))
             .ok_or(RunAsError::SuperuserEntry)?;
-        let (login, key) = entry.split_once(':').ok_or(RunAsError::SuperuserEntry)?;
+        let (login, key) = entry
+            .expose_secret()
+            .split_once(':')
+            .ok_or(RunAsError::SuperuserEntry)?;
         let session = client
             .login(login.trim(), key.trim())
             .await
@@ -163,7 +168,7 @@ async fn log_in(
         };
     };
     let session = client
-        .login(&login, key)
+        .login(&login, key.expose_secret())
         .await
         .map_err(|error| refused(uid, &login, error))?;
     if session.uid != uid {

@@ -24,7 +24,7 @@ pub async fn run(
         .ok_or("odoo-setup needs odoo_url, odoo_db, odoo_login and odoo_api_key")?;
     let admin_settings = ClientSettings {
         login: admin_login.to_string(),
-        secret: admin_secret.to_string(),
+        secret: admin_secret.into(),
         ..service.clone()
     };
     let admin = OdooClient::connect(&admin_settings)

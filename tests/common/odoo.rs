@@ -500,7 +500,7 @@ pub fn client_settings(url: &str, database: &str, login: &str, secret: &str) -> 
         url: url.to_string(),
         database: database.to_string(),
         login: login.to_string(),
-        secret: secret.to_string(),
+        secret: secret.into(),
         protocol: Protocol::Auto,
         timeout: Duration::from_secs(5),
         retries: 1,
@@ -524,7 +524,7 @@ pub async fn spawn_app_on(
         settings.odoo_url = Some(url);
         settings.odoo_db = Some(database);
         settings.odoo_login = Some(login);
-        settings.odoo_api_key = Some(secret);
+        settings.odoo_api_key = Some(secret.into());
         settings.odoo_poll_secs = 0.5;
         settings.odoo_retries = 0;
         configure(settings);
@@ -585,7 +585,7 @@ impl TestOdoo {
             odoo_url: Some(self.url.clone()),
             odoo_db: Some(self.database.clone()),
             odoo_login: Some(self.login.clone()),
-            odoo_api_key: Some(self.secret.clone()),
+            odoo_api_key: Some(self.secret.clone().into()),
             ..Default::default()
         };
         towerhook::odoo::setup::run(&settings, admin_login, admin_secret)
