@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::recorder::Recorder;
-use common::{BinaryServer, TestApp, answer, read_logs, spawn_app_with};
+use common::{BinaryServer, TestApp, answer, metrics, read_logs, spawn_app_with};
 use serde_json::Value;
 
 /// An allow-all authenticator `open`, one that wants `X-Token: good` (`token`), and the
@@ -58,23 +57,6 @@ async fn post(
         .map(|v| v.to_str().unwrap().to_string());
     let (status, _, message) = answer(response).await;
     (status, retry_after, message)
-}
-
-/// `name{labels} value` lines of `/metrics`.
-async fn metrics(base: &str) -> HashMap<String, f64> {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            Some((series.to_string(), value.parse().ok()?))
-        })
-        .collect()
 }
 
 async fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {

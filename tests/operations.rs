@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
 use common::odoo::{TestOdoo, spawn_app_shipping_to};
-use common::{BinaryServer, TestApp, answer, spawn_app, spawn_app_with};
+use common::{BinaryServer, TestApp, answer, metrics, spawn_app, spawn_app_with};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -24,23 +23,6 @@ const DEFINITIONS: &str = r#"
 - {cetmix_tower_model: webhook, reference: slow, name: Slow, authenticator_id: open, endpoint: slow,
    code: "time.sleep(1)\nresult = {'exit_code': 0, 'message': 'slept %s' % payload.get('n')}"}
 "#;
-
-/// `name{labels} value` lines of the exposition, keyed by everything before the value.
-async fn metrics(base: &str) -> HashMap<String, f64> {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            Some((series.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
 
 async fn post(app: &TestApp, endpoint: &str) -> u16 {
     reqwest::Client::new()

@@ -45,19 +45,7 @@ async fn post(app: &TestApp, endpoint: &str) -> (u16, Value, Option<String>) {
 }
 
 async fn metrics(app: &TestApp) -> HashMap<String, f64> {
-    let text = reqwest::get(format!("{}/metrics", app.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            Some((series.to_string(), value.parse().ok()?))
-        })
-        .collect()
+    common::metrics(&app.base()).await
 }
 
 async fn ready(app: &TestApp) -> bool {

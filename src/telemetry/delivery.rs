@@ -2,6 +2,8 @@
 
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 
+use super::metrics::register;
+
 pub struct DeliveryMetrics {
     /// Repeats answered without running the code, by endpoint.
     pub duplicates: IntCounterVec,
@@ -19,19 +21,9 @@ pub struct DeliveryMetrics {
 impl DeliveryMetrics {
     pub fn register(registry: &Registry) -> Self {
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("unique metric");
-            metric
+            register(registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
-        let gauge = |name: &str, help: &str| {
-            let metric = IntGauge::new(name, help).expect("metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("unique metric");
-            metric
-        };
+        let gauge = |name: &str, help: &str| register(registry, IntGauge::new(name, help));
         Self {
             duplicates: counter(
                 "duplicates_total",

@@ -38,30 +38,29 @@ pub struct Metrics {
     pub delivery: crate::telemetry::delivery::DeliveryMetrics,
 }
 
+/// Registers a metric the code defines (its name and labels are constants: a failure is a
+/// bug, found by any test that starts the service).
+pub(crate) fn register<M>(registry: &Registry, metric: prometheus::Result<M>) -> M
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = metric.expect("a valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("a metric registered once");
+    metric
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let registry =
             Registry::new_custom(Some("towerhook".into()), None).expect("a valid registry prefix");
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("unique metric");
-            metric
+            register(&registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
-        let gauge = |name: &str, help: &str| {
-            let metric = IntGauge::new(name, help).expect("metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("unique metric");
-            metric
-        };
+        let gauge = |name: &str, help: &str| register(&registry, IntGauge::new(name, help));
         let gauges = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("unique metric");
-            metric
+            register(&registry, IntGaugeVec::new(Opts::new(name, help), labels))
         };
         let calls = counter(
             "calls_total",

@@ -294,3 +294,20 @@ impl Drop for BinaryServer {
         let _ = self.child.wait();
     }
 }
+
+/// `/metrics` of the server at `base`: each `name{labels}` with its value.
+pub async fn metrics(base: &str) -> std::collections::HashMap<String, f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
