@@ -6,81 +6,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::haproxy::{Haproxy, free_port};
 use common::recorder::Recorder;
 use common::{BinaryServer, answer, read_logs};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `haproxy -f deploy/haproxy.cfg` in the foreground; stopped when dropped.
-struct Haproxy {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Haproxy {
-    fn start(env: &[(&str, String)], port: u16) -> Self {
-        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy.cfg");
-        let mut child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&config)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run haproxy ({e}): scripts/test-tools.sh"));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = Arc::clone(&log);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("haproxy exited ({status}): {:?}", log.lock().unwrap());
-            }
-            assert!(Instant::now() < deadline, "haproxy does not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, log }
-    }
-
-    fn logged(&self, text: &str) -> bool {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|line| line.contains(text))
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test]
 async fn haproxy_routes_each_delivery_id_to_one_replica() {
@@ -141,12 +71,12 @@ async fn haproxy_routes_each_delivery_id_to_one_replica() {
         proxy_port,
     );
     let deadline = Instant::now() + Duration::from_secs(15);
-    while !haproxy.logged("towerhook_by_delivery_id/towerhook3 is DOWN") {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            haproxy.log.lock().unwrap()
-        );
+    while !haproxy
+        .lines()
+        .iter()
+        .any(|line| line.contains("towerhook_by_delivery_id/towerhook3 is DOWN"))
+    {
+        assert!(Instant::now() < deadline, "{:?}", haproxy.lines());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let client = reqwest::Client::new();

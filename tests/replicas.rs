@@ -19,15 +19,13 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::BinaryServer;
+use common::haproxy::{Haproxy, free_port};
 use common::odoo::{SERVICE_LOGIN, TestOdoo};
 use serde_json::{Value, json};
 
@@ -49,96 +47,15 @@ const BATCH_SIZE: usize = 50;
 /// Upper bound of the whole load, whatever happens.
 const MAX_LOAD: Duration = Duration::from_secs(150);
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `haproxy -f deploy/haproxy.cfg` in the foreground, its log kept; stopped when dropped.
-struct Haproxy {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Haproxy {
-    fn start(env: &[(&str, String)], listen_port: u16) -> Self {
-        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy.cfg");
-        let check = Command::new("haproxy")
-            .arg("-c")
-            .arg("-f")
-            .arg(&config)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run haproxy ({e}): install Debian's package \
-                     (`apt-get install haproxy`; scripts/test.sh does)"
-                )
-            });
-        assert!(
-            check.status.success(),
-            "deploy/haproxy.cfg does not load: {}{}",
-            String::from_utf8_lossy(&check.stdout),
-            String::from_utf8_lossy(&check.stderr)
-        );
-        let mut child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&config)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = Arc::clone(&log);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", listen_port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "haproxy exited ({status}): {}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-            assert!(Instant::now() < deadline, "haproxy does not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, log }
-    }
-
-    /// Its log lines of webhook calls not answered 200, and of replicas leaving or
-    /// entering rotation.
-    fn notable_lines(&self) -> Vec<String> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|line| line.contains("towerhook/") && !line.contains(" 200 "))
-            .filter(|line| !line.starts_with("[WARNING]"))
-            .cloned()
-            .collect()
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// HAProxy's log lines of webhook calls not answered 200, and of replicas leaving or
+/// entering rotation.
+fn notable_lines(haproxy: &Haproxy) -> Vec<String> {
+    haproxy
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains("towerhook/") && !line.contains(" 200 "))
+        .filter(|line| !line.starts_with("[WARNING]"))
+        .collect()
 }
 
 /// One replica: its fixed port (the proxy's configuration names it), its own data
@@ -638,7 +555,7 @@ async fn three_replicas_behind_haproxy_survive_a_kill_and_a_rolling_restart() {
     }
     eprintln!(
         "HAProxy's log of calls not answered 200 and of rotation changes: {:#?}",
-        haproxy.notable_lines()
+        notable_lines(&haproxy)
     );
 
     let failed_outside_kill: Vec<_> = outcomes

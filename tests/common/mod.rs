@@ -2,6 +2,7 @@
 //! what it stored.
 #![allow(dead_code)]
 
+pub mod haproxy;
 pub mod mmdb;
 pub mod odoo;
 pub mod recorder;
