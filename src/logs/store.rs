@@ -719,6 +719,46 @@ mod tests {
         assert_eq!(endpoints(&path), ["fresh", "after"]);
     }
 
+    /// Dead letters (records Odoo refused) do not count toward the bound of records not yet
+    /// in Odoo, and leave after the retention like local records; records still waiting
+    /// for Odoo stay, however old.
+    #[tokio::test]
+    async fn dead_letters_leave_the_bound_and_are_pruned_after_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.sqlite3");
+        let shipping = StoreOptions {
+            ship: true,
+            ..options(SyncMode::Normal)
+        };
+        {
+            let store = LogStore::open(&path, &shipping).unwrap();
+            for endpoint in ["old-dead", "old-pending", "new-dead"] {
+                let date = if endpoint.starts_with("old") {
+                    "2000-01-01 00:00:00.000000".to_string()
+                } else {
+                    crate::logs::record::timestamp_now()
+                };
+                store.append(record(&date, endpoint)).await.unwrap();
+            }
+            store.close().await.unwrap();
+        }
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "UPDATE webhook_log SET ship_state = 'dead' WHERE endpoint LIKE '%-dead'",
+                [],
+            )
+            .unwrap();
+        let store = LogStore::open(&path, &shipping).unwrap();
+        assert_eq!(store.outbox().records.load(Ordering::Relaxed), 1);
+        // The writer prunes before taking records; this append waits behind the pruning.
+        store
+            .append(record(&crate::logs::record::timestamp_now(), "after"))
+            .await
+            .unwrap();
+        assert_eq!(endpoints(&path), ["old-pending", "new-dead", "after"]);
+    }
+
     #[test]
     fn an_unwritable_location_is_a_clear_error() {
         let err = LogStore::open(
