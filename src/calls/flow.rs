@@ -17,7 +17,7 @@ use crate::definitions::registry::Registry;
 use crate::definitions::secrets::Masker;
 use crate::definitions::{ContentType, SnippetKind, Webhook};
 use crate::logs::record::{AuthenticationStatus, CodeStatus, LogRecord, timestamp_now};
-use crate::snippets::{CallContext, Outcome, PoolError, ShapedResponse};
+use crate::snippets::{CallContext, Outcome, PoolError, ShapedResponse, Verdict};
 use crate::telemetry::throttle::LogThrottle;
 
 /// Where the stored headers keep towerhook's request id (a name no caller header takes).
@@ -116,7 +116,7 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
             Ok(admission) => admission,
             Err(refused) => return refused,
         };
-    let outcome = match services
+    let ran = services
         .pool
         .call(
             admission.snippets(&webhook),
@@ -128,8 +128,21 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
             &payload,
             context.clone(),
         )
-        .await
-    {
+        .await;
+    let outcome = answered(services, record, ran);
+    crate::calls::delivery::settle(
+        services, admission, outcome, &webhook, &call, body, &payload, context,
+    )
+    .await
+}
+
+/// The answer and log record of a call whose snippets ran, or could not run, in the pool.
+fn answered(
+    services: &CallService,
+    mut record: LogRecord,
+    ran: Result<Verdict, PoolError>,
+) -> CallOutcome {
+    match ran {
         Ok(verdict) => {
             services
                 .metrics
@@ -217,11 +230,7 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
             outcome.record.error_message = Some(format!("{public}: {error}"));
             outcome
         }
-    };
-    crate::calls::delivery::settle(
-        services, admission, outcome, &webhook, &call, body, &payload, context,
-    )
-    .await
+    }
 }
 
 /// The URL the sender called, as it signed it: the `public_url` setting, else the scheme
