@@ -25,7 +25,10 @@ RUST_LOG=warn TOWERHOOK_DATA_DIR="$data" TOWERHOOK_LISTEN="127.0.0.1:$port" \
 server=$!
 until curl -sf "$base/readyz" >/dev/null; do sleep 0.01; done
 ready_ms=$(( ($(date +%s%N) - started) / 1000000 ))
-idle_rss_kb=$(ps -o rss= -p "$server" | tr -d ' ')
+# The server and its snippet workers together (resident set; shared pages count in each).
+rss_kb() { ps -o rss= -p "$(echo "$server" $(pgrep -P "$server") | tr ' ' ,)" | awk '{s += $1} END {print s}'; }
+sleep 1 # the workers start after readiness is reported
+idle_rss_kb=$(rss_kb)
 
 body='{"ref": "refs/heads/main", "event": "bench"}'
 # The demo secret of demo/secrets.yaml signs the body, as GitHub would.
@@ -41,7 +44,7 @@ run trivial "$base/cetmix_tower_webhooks/bench/trivial"
 run trivial_2000 -q 2000 "$base/cetmix_tower_webhooks/bench/trivial"
 run hmac -H "X-Hub-Signature-256: $signature" "$base/cetmix_tower_webhooks/bench/hmac"
 run verify -H "X-Hub-Signature-256: $signature" "$base/cetmix_tower_webhooks/bench/verify"
-busy_rss_kb=$(ps -o rss= -p "$server" | tr -d ' ')
+busy_rss_kb=$(rss_kb)
 
 "$python" - "$data" "$ready_ms" "$idle_rss_kb" "$busy_rss_kb" <<'PY'
 import json, sqlite3, sys
@@ -60,6 +63,7 @@ for name, label in [("trivial", "trivial POST, closed loop"),
 logged = sqlite3.connect("%s/towerhook.sqlite3" % data).execute(
     "select count(*) from webhook_log").fetchone()[0]
 print()
-print("start to ready: %d ms; RSS idle %.1f MB, after load %.1f MB; log records stored: %d"
+print("start to ready: %d ms; RSS of the server and its workers: idle %.1f MB, after load %.1f MB; "
+      "log records stored: %d"
       % (ready_ms, idle_rss / 1024, busy_rss / 1024, logged))
 PY
