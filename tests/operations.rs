@@ -279,8 +279,11 @@ async fn a_full_snippet_queue_sheds_with_503_and_logs_it() {
         .collect();
     assert!(!shed.is_empty(), "{answers:?}");
     assert!(shed.iter().all(|(_, retry)| retry.as_deref() == Some("1")));
+    // How many are served depends on how many the supervisor handed to a worker before
+    // the others arrived (the bound counts calls not yet in a worker): at least the one
+    // that waited.
     assert!(
-        answers.iter().filter(|(s, _)| *s == 200).count() >= 2,
+        answers.iter().any(|(status, _)| *status == 200),
         "{answers:?}"
     );
     let logs = app.logs();

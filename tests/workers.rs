@@ -411,6 +411,78 @@ async fn readiness_and_metrics_show_the_workers() {
     assert!(memory.iter().all(|bytes| *bytes > 1_000_000.0));
 }
 
+/// While no worker can run, `/readyz` answers 503 and says why; once one starts again,
+/// the service is ready and calls are served.
+#[tokio::test]
+async fn readiness_is_503_while_no_worker_can_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let disabled = dir.path().join("disabled");
+    let program = dir.path().join("worker.sh");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\nif [ -e '{}' ]; then echo 'worker disabled by the test' >&2; exit 3; fi\n\
+             exec '{}' \"$@\"\n",
+            disabled.display(),
+            env!("CARGO_BIN_EXE_towerhook")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let app = spawn_app_with(&webhooks(&[("trivial", TRIVIAL)]), |settings| {
+        settings.python_workers = 1;
+        settings.python_workers_max = 1;
+        settings.python_threads = 1;
+        settings.worker_program = Some(program.clone());
+    })
+    .await;
+    assert_eq!(post(&app, "trivial").await.0, 200);
+    let pid: i32 = metrics(&app)
+        .await
+        .keys()
+        .find_map(|series| {
+            series
+                .strip_prefix("towerhook_worker_memory_bytes{pid=\"")
+                .and_then(|rest| rest.strip_suffix("\"}"))
+                .and_then(|pid| pid.parse().ok())
+        })
+        .expect("the worker's pid in /metrics");
+    std::fs::write(&disabled, "").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let readyz = || async {
+        let response = reqwest::get(format!("{}/readyz", app.base()))
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = readyz().await;
+        if status == 503 {
+            assert!(body.contains("no snippet worker is running"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still ready: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::fs::remove_file(&disabled).unwrap();
+    // Failed starts are retried with growing waits, at most 10 s apart.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while readyz().await.0 != 200 {
+        assert!(Instant::now() < deadline, "not ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(post(&app, "trivial").await.0, 200);
+}
+
 #[tokio::test]
 async fn calls_waiting_on_io_do_not_hold_up_quick_ones_the_pool_grows() {
     let app = spawn_app_with(
