@@ -246,44 +246,50 @@ async fn sigterm_during_200_slow_calls_loses_none_and_exits_0() {
 
 #[tokio::test]
 async fn a_full_snippet_queue_sheds_with_503_and_logs_it() {
+    // One worker that cannot grow, one call allowed to wait for it.
     let app = spawn_app_with(DEFINITIONS, |s| {
+        s.python_workers = 1;
+        s.python_workers_max = 1;
         s.python_threads = 1;
         s.python_queue = 1;
     })
     .await;
     let client = reqwest::Client::new();
-    let answers: Vec<(u16, Option<String>)> = futures_util::stream::iter(0..6)
-        .map(|n| {
-            let client = client.clone();
-            let url = app.url("slow");
-            async move {
-                let response = client
-                    .post(url)
-                    .body(json!({"n": n}).to_string())
-                    .send()
-                    .await
-                    .unwrap();
-                let retry = response
-                    .headers()
-                    .get("retry-after")
-                    .map(|v| v.to_str().unwrap().to_string());
-                (response.status().as_u16(), retry)
-            }
-        })
-        .buffer_unordered(6)
+    let send = |n: usize| {
+        let (client, url) = (client.clone(), app.url("slow"));
+        async move {
+            let response = client
+                .post(url)
+                .body(json!({"n": n}).to_string())
+                .send()
+                .await
+                .unwrap();
+            let retry = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            (response.status().as_u16(), retry)
+        }
+    };
+    // The first call holds the worker (1 s); the worker takes no call behind one that
+    // has run a while, so of the next five one waits and four are shed.
+    let first = tokio::spawn(send(0));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut answers: Vec<(u16, Option<String>)> = futures_util::stream::iter(1..6)
+        .map(send)
+        .buffer_unordered(5)
         .collect()
         .await;
+    answers.push(first.await.unwrap());
     let shed: Vec<_> = answers
         .iter()
         .filter(|(status, _)| *status == 503)
         .collect();
-    assert!(!shed.is_empty(), "{answers:?}");
+    assert_eq!(shed.len(), 4, "{answers:?}");
     assert!(shed.iter().all(|(_, retry)| retry.as_deref() == Some("1")));
-    // How many are served depends on how many the supervisor handed to a worker before
-    // the others arrived (the bound counts calls not yet in a worker): at least the one
-    // that waited.
-    assert!(
-        answers.iter().any(|(status, _)| *status == 200),
+    assert_eq!(
+        answers.iter().filter(|(status, _)| *status == 200).count(),
+        2,
         "{answers:?}"
     );
     let logs = app.logs();
