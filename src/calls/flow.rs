@@ -17,7 +17,7 @@ use crate::definitions::registry::Registry;
 use crate::definitions::secrets::Masker;
 use crate::definitions::{ContentType, SnippetKind, Webhook};
 use crate::logs::record::{AuthenticationStatus, CodeStatus, LogRecord, timestamp_now};
-use crate::snippets::{CallContext, Outcome, PoolError, ShapedResponse, Verdict};
+use crate::snippets::{CallContext, Origin, Outcome, PoolError, ShapedResponse, Verdict};
 use crate::telemetry::throttle::LogThrottle;
 
 /// Where the stored headers keep towerhook's request id (a name no caller header takes).
@@ -127,6 +127,7 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
             body.clone(),
             &payload,
             context.clone(),
+            Origin::Caller,
         )
         .await;
     let outcome = answered(services, record, ran);

@@ -34,7 +34,7 @@ use crate::delivery::dedup::DedupGuard;
 use crate::logs::delivery_store::{self as store, QueuedCall, Seen, Waiting, Write};
 use crate::logs::record::{AuthenticationStatus, CodeStatus, LogRecord};
 use crate::logs::store::{LogStore, StoreError};
-use crate::snippets::{Outcome, Pool, PoolError};
+use crate::snippets::{Origin, Outcome, Pool, PoolError};
 use crate::telemetry::metrics::Metrics;
 
 /// Stored with a queued call's log record, among its headers: how many runs it took.
@@ -520,12 +520,13 @@ impl Runner {
         let payload: Value = serde_json::from_str(&call.payload).unwrap_or(Value::Null);
         let result = self
             .pool
-            .call_in_background(
+            .call(
                 super::code_only(webhook),
                 call.headers.clone(),
                 call.body.clone(),
                 &payload,
                 call.context.clone(),
+                Origin::DeliveryQueue,
             )
             .await;
         match result {

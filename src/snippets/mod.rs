@@ -102,6 +102,16 @@ impl PoolStatus {
 }
 
 /// One call's work for a worker.
+/// Who waits for a call's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A caller on the other end of the HTTP request.
+    Caller,
+    /// The delivery queue (towerhook extension, src/delivery): no caller's call is queued
+    /// behind it in its worker (queued code is usually the slow kind).
+    DeliveryQueue,
+}
+
 pub(crate) struct CallWork {
     pub webhook: Arc<Webhook>,
     pub headers: Vec<(String, String)>,
@@ -155,33 +165,7 @@ impl Pool {
         raw_data: Bytes,
         payload: &Value,
         context: protocol::CallContext,
-    ) -> Result<Verdict, PoolError> {
-        self.submit(webhook, headers, raw_data, payload, context, false)
-            .await
-    }
-
-    /// As `call`, for a call of the delivery queue (towerhook extension, src/delivery):
-    /// no caller's call is queued behind it in its worker.
-    pub async fn call_in_background(
-        &self,
-        webhook: Arc<Webhook>,
-        headers: Vec<(String, String)>,
-        raw_data: Bytes,
-        payload: &Value,
-        context: protocol::CallContext,
-    ) -> Result<Verdict, PoolError> {
-        self.submit(webhook, headers, raw_data, payload, context, true)
-            .await
-    }
-
-    async fn submit(
-        &self,
-        webhook: Arc<Webhook>,
-        headers: Vec<(String, String)>,
-        raw_data: Bytes,
-        payload: &Value,
-        context: protocol::CallContext,
-        background: bool,
+        origin: Origin,
     ) -> Result<Verdict, PoolError> {
         if self.status.queued.fetch_add(1, Ordering::AcqRel) >= self.queue {
             self.status.queued.fetch_sub(1, Ordering::AcqRel);
@@ -194,7 +178,7 @@ impl Pool {
             payload: payload.to_string(),
             context,
             span: tracing::Span::current(),
-            background,
+            background: origin == Origin::DeliveryQueue,
         };
         let (reply, answer) = oneshot::channel();
         if self.commands.send(Command::Call(work, reply)).is_err() {
