@@ -39,16 +39,6 @@ const WEBHOOK_FIELDS: &[&str] = &[
     "secret_ids",
     // towerhook extension: "Run as User" is not part of the module's export.
     "user_id",
-    // towerhook extensions (src/delivery/policy.rs KEYS): delivery settings.
-    "dedup_key",
-    "dedup_window_secs",
-    "max_body_bytes",
-    "max_concurrent_calls",
-    "rate_per_minute",
-    "mode",
-    "retries",
-    "async_status",
-    "async_message",
 ];
 
 const AUTHENTICATOR_FIELDS: &[&str] = &[
@@ -287,7 +277,12 @@ impl Reader {
         };
         match model {
             Some("webhook") => {
-                self.warn_unknown_fields(&origin, &record, WEBHOOK_FIELDS);
+                // towerhook extensions: the delivery settings (definitions/delivery.rs).
+                self.warn_unknown_fields(
+                    &origin,
+                    &record,
+                    &[WEBHOOK_FIELDS, super::delivery::KEYS],
+                );
                 if !reference.is_empty() {
                     if let Some(first) = self.webhook_references.get(reference) {
                         let message = format!(
@@ -305,7 +300,7 @@ impl Reader {
                 }
             }
             Some("webhook_authenticator") => {
-                self.warn_unknown_fields(&origin, &record, AUTHENTICATOR_FIELDS);
+                self.warn_unknown_fields(&origin, &record, &[AUTHENTICATOR_FIELDS]);
                 if let Some(draft) = self.authenticator(&origin, None, &record) {
                     self.authenticators.push((draft, origin));
                 }
@@ -329,9 +324,12 @@ impl Reader {
         &mut self,
         origin: &Origin,
         record: &Map<String, Value>,
-        known: &[&str],
+        known: &[&[&str]],
     ) {
-        for key in record.keys().filter(|k| !known.contains(&k.as_str())) {
+        for key in record
+            .keys()
+            .filter(|k| !known.iter().any(|fields| fields.contains(&k.as_str())))
+        {
             self.warn(
                 &origin.file,
                 Some(&origin.label),
