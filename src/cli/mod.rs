@@ -228,20 +228,34 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-fn outbox(settings: &Settings, action: OutboxAction) -> ExitCode {
+/// Runs `command` on the existing log store; its error names the store.
+fn on_store(
+    settings: &Settings,
+    command: impl FnOnce(&std::path::Path) -> rusqlite::Result<()>,
+) -> ExitCode {
     let store = settings.log_store_path();
     if !store.is_file() {
         eprintln!("towerhook: no log store at {}", store.display());
         return ExitCode::FAILURE;
     }
-    let result = match action {
+    match command(&store) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("towerhook: {}: {error}", store.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn outbox(settings: &Settings, action: OutboxAction) -> ExitCode {
+    on_store(settings, |store| match action {
         OutboxAction::List { pending } => {
             let states: &[&str] = if pending {
                 &["dead", "pending"]
             } else {
                 &["dead"]
             };
-            crate::logs::shipper::list(&store, states).map(|listing| {
+            crate::logs::shipper::list(store, states).map(|listing| {
                 for (state, count) in listing.counts {
                     println!("{state}: {count}");
                 }
@@ -260,29 +274,17 @@ fn outbox(settings: &Settings, action: OutboxAction) -> ExitCode {
                 }
             })
         }
-        OutboxAction::Retry { ids } => crate::logs::shipper::retry(&store, &ids).map(|moved| {
+        OutboxAction::Retry { ids } => crate::logs::shipper::retry(store, &ids).map(|moved| {
             println!("{moved} dead letter(s) queued again");
         }),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("towerhook: {}: {error}", store.display());
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 /// towerhook extension (src/delivery): the delivery queue in the local store.
 fn queue(settings: &Settings, action: QueueAction) -> ExitCode {
-    let store = settings.log_store_path();
-    if !store.is_file() {
-        eprintln!("towerhook: no log store at {}", store.display());
-        return ExitCode::FAILURE;
-    }
-    let result = match action {
+    on_store(settings, |store| match action {
         QueueAction::List { queued } => {
-            crate::logs::delivery_store::list(&store, queued).map(|listing| {
+            crate::logs::delivery_store::list(store, queued).map(|listing| {
                 for (state, count) in listing.counts {
                     println!("{state}: {count}");
                 }
@@ -302,18 +304,11 @@ fn queue(settings: &Settings, action: QueueAction) -> ExitCode {
             })
         }
         QueueAction::Retry { ids } => {
-            crate::logs::delivery_store::retry(&store, &ids).map(|moved| {
+            crate::logs::delivery_store::retry(store, &ids).map(|moved| {
                 println!("{moved} dead letter(s) queued again");
             })
         }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("towerhook: {}: {error}", store.display());
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 fn odoo_setup(settings: &Settings, admin_login: &str, admin_secret: &str) -> ExitCode {
