@@ -417,7 +417,12 @@ async fn an_async_webhook_whose_code_sleeps_5_s_is_answered_202_at_once_and_logg
             "result = {'exit_code': 0}",
         ),
     ]);
-    let app = spawn_app_with(&yaml, |_| {}).await;
+    // An fsync on this kind of machine's disk now and then takes longer than the 50 ms
+    // bound: what is measured here is the queue, not the disk.
+    let app = spawn_app_with(&yaml, |settings| {
+        settings.log_store_sync = towerhook::configuration::SyncMode::Normal;
+    })
+    .await;
     let client = reqwest::Client::new();
     let url = app.url("slow");
     let good = [("X-Token", "good")];
