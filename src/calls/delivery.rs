@@ -55,6 +55,8 @@ pub struct Admission {
     claim: Option<(Pending, String)>,
     /// Counted among its webhook's calls at once until the answer.
     _permit: Option<Permit>,
+    /// An asynchronous call's body and context, for its run from the queue.
+    kept: Option<(Bytes, CallContext)>,
 }
 
 impl Admission {
@@ -63,6 +65,13 @@ impl Admission {
         match self.kind {
             Kind::Plain | Kind::Sync => Arc::clone(webhook),
             Kind::Async | Kind::Duplicate => authenticator_only(webhook),
+        }
+    }
+
+    /// Keeps what the queue needs of an asynchronous call; other calls copy nothing.
+    pub fn keep_for_queue(&mut self, body: &Bytes, context: &CallContext) {
+        if matches!(self.kind, Kind::Async) {
+            self.kept = Some((body.clone(), context.clone()));
         }
     }
 }
@@ -82,6 +91,7 @@ pub async fn admit(
             kind: Kind::Plain,
             claim: None,
             _permit: None,
+            kept: None,
         });
     }
     let guards = &services.delivery;
@@ -168,6 +178,7 @@ pub async fn admit(
         kind,
         claim,
         _permit: permit,
+        kept: None,
     })
 }
 
@@ -175,16 +186,13 @@ pub async fn admit(
 /// becomes seen when its code succeeded; an accepted async call is queued (committed)
 /// and answered; an authenticated repeat is answered as a duplicate.
 // The call's parts are handed over as the flow holds them.
-#[allow(clippy::too_many_arguments)]
 pub async fn settle(
     services: &CallService,
-    admission: Admission,
+    mut admission: Admission,
     outcome: CallOutcome,
     webhook: &Webhook,
     call: &IncomingCall,
-    body: Bytes,
     payload: &Value,
-    context: CallContext,
 ) -> CallOutcome {
     let policy = &webhook.delivery;
     let window_ms = policy.dedup_window_secs() as i64 * 1000;
@@ -235,6 +243,10 @@ pub async fn settle(
             if !allowed {
                 return outcome;
             }
+            let (body, context) = admission
+                .kept
+                .take()
+                .expect("flow::handle keeps an asynchronous call's body and context");
             let status =
                 StatusCode::from_u16(policy.async_status()).unwrap_or(StatusCode::ACCEPTED);
             let mut record = outcome.record;

@@ -110,12 +110,13 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
     };
     // towerhook extension (src/delivery): per-webhook limits, duplicate guard and
     // accept-now-run-later; webhooks without these settings pass straight through.
-    let admission =
+    let mut admission =
         match crate::calls::delivery::admit(services, &webhook, &call, &payload, &mut record).await
         {
             Ok(admission) => admission,
             Err(refused) => return refused,
         };
+    admission.keep_for_queue(&body, &context);
     let ran = services
         .pool
         .call(
@@ -124,17 +125,14 @@ pub async fn handle(services: &CallService, call: IncomingCall, body: Bytes) -> 
                 .iter()
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
-            body.clone(),
+            body,
             &payload,
-            context.clone(),
+            context,
             Origin::Caller,
         )
         .await;
     let outcome = answered(services, record, ran);
-    crate::calls::delivery::settle(
-        services, admission, outcome, &webhook, &call, body, &payload, context,
-    )
-    .await
+    crate::calls::delivery::settle(services, admission, outcome, &webhook, &call, &payload).await
 }
 
 /// The answer and log record of a call whose snippets ran, or could not run, in the pool.
